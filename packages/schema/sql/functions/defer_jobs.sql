@@ -1,0 +1,133 @@
+create or replace function skiplock.defer_jobs(
+  task_names text[],
+  payloads text[] default null,
+  queue_names text[] default null,
+  priorities integer[] default null,
+  run_ats timestamptz[] default null,
+  max_attempts integer[] default null,
+  locks text[] default null,
+  queueing_locks text[] default null,
+  on_queueing_lock_conflict text default 'error'
+) returns setof skiplock.jobs
+  language plpgsql
+as $$
+declare
+  v_count integer := coalesce(cardinality(defer_jobs.task_names), 0);
+  v_has_queueing_locks boolean;
+  v_constraint text;
+  v_detail text;
+  v_inserted_ids bigint[];
+begin
+  perform skiplock.check_defer_arguments(
+    defer_jobs.task_names,
+    defer_jobs.payloads,
+    defer_jobs.queue_names,
+    defer_jobs.priorities,
+    defer_jobs.run_ats,
+    defer_jobs.max_attempts,
+    defer_jobs.locks,
+    defer_jobs.queueing_locks,
+    defer_jobs.on_queueing_lock_conflict
+  );
+  if v_count = 0 then
+    return;
+  end if;
+
+  v_has_queueing_locks := exists (
+    select
+    from unnest(defer_jobs.queueing_locks) as q(queueing_lock)
+    where q.queueing_lock is not null
+  );
+
+  -- Payloads arrive as JSON text so that text jsonb cannot store (\u0000, lone surrogates) gets a
+  -- project error naming the job. One exception block per call, not per job: it costs a subtransaction.
+  begin
+    if not v_has_queueing_locks or defer_jobs.on_queueing_lock_conflict = 'error' then
+      -- A queueing lock already held by a waiting job violates jobs_queueing_lock_todo_idx: see below.
+      return query
+        insert into skiplock.jobs as j (task_name, payload, queue_name, priority, run_at, max_attempts, lock, queueing_lock)
+        select
+          n.task_name,
+          n.payload,
+          coalesce(n.queue_name, 'default'),
+          coalesce(n.priority, 0),
+          coalesce(n.run_at, now()),
+          coalesce(n.max_attempts, 5),
+          n.lock,
+          n.queueing_lock
+        from skiplock.new_jobs(
+          defer_jobs.task_names,
+          defer_jobs.payloads,
+          defer_jobs.queue_names,
+          defer_jobs.priorities,
+          defer_jobs.run_ats,
+          defer_jobs.max_attempts,
+          defer_jobs.locks,
+          defer_jobs.queueing_locks
+        ) as n
+        order by n.position
+        returning j.*;
+      return;
+    end if;
+
+    -- 'existing': skip jobs whose queueing lock is taken and return the waiting job that holds it.
+    with inserted as (
+      insert into skiplock.jobs as j (task_name, payload, queue_name, priority, run_at, max_attempts, lock, queueing_lock)
+      select
+        n.task_name,
+        n.payload,
+        coalesce(n.queue_name, 'default'),
+        coalesce(n.priority, 0),
+        coalesce(n.run_at, now()),
+        coalesce(n.max_attempts, 5),
+        n.lock,
+        n.queueing_lock
+      from skiplock.new_jobs(
+        defer_jobs.task_names,
+        defer_jobs.payloads,
+        defer_jobs.queue_names,
+        defer_jobs.priorities,
+        defer_jobs.run_ats,
+        defer_jobs.max_attempts,
+        defer_jobs.locks,
+        defer_jobs.queueing_locks
+      ) as n
+      order by n.position
+      on conflict (queueing_lock) where state = 'todo' and queueing_lock is not null
+      do nothing
+      returning j.id
+    )
+    select array_agg(i.id)
+    into v_inserted_ids
+    from inserted as i;
+  exception
+    when untranslatable_character or invalid_text_representation or character_not_in_repertoire then
+      raise exception 'defer_jobs: payload at position % is not JSON that PostgreSQL can store (%)',
+          skiplock.first_unstorable_payload(defer_jobs.payloads), sqlerrm
+        using errcode = 'SK003',
+          hint = 'jsonb rejects \u0000 and unpaired UTF-16 surrogates';
+    when unique_violation then
+      get stacked diagnostics v_constraint = constraint_name, v_detail = pg_exception_detail;
+      if v_constraint <> 'jobs_queueing_lock_todo_idx' then
+        raise;
+      end if;
+      raise exception 'defer_jobs: a waiting job already holds the queueing lock (%)', v_detail
+        using errcode = 'SK004',
+          hint = 'Pass on_queueing_lock_conflict => ''existing'' to get that job instead';
+  end;
+
+  -- A new statement: it sees a conflicting job that a concurrent transaction committed meanwhile.
+  return query
+    select j.*
+    from skiplock.jobs as j
+    where j.id = any(v_inserted_ids)
+      or (
+        j.state = 'todo'
+        and j.queueing_lock = any(defer_jobs.queueing_locks)
+        and not j.id = any(coalesce(v_inserted_ids, '{}'))
+      )
+    order by j.id;
+end;
+$$;
+
+comment on function skiplock.defer_jobs is 'Enqueues many jobs in one statement; arrays are columns (null means the default for every job) and the result holds the jobs created, plus with on_queueing_lock_conflict => ''existing'' the waiting jobs that already held a queueing lock.';

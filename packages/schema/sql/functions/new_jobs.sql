@@ -1,0 +1,43 @@
+create or replace function skiplock.new_jobs(
+  task_names text[],
+  payloads text[],
+  queue_names text[],
+  priorities integer[],
+  run_ats timestamptz[],
+  max_attempts integer[],
+  locks text[],
+  queueing_locks text[]
+) returns table (
+  "position" bigint,
+  task_name text,
+  payload jsonb,
+  queue_name text,
+  priority integer,
+  run_at timestamptz,
+  max_attempts integer,
+  lock text,
+  queueing_lock text
+)
+  language sql
+  stable
+as $$
+  select
+    j.position,
+    j.task_name,
+    coalesce(j.payload, '{}')::jsonb,
+    j.queue_name,
+    j.priority,
+    j.run_at,
+    j.max_attempts,
+    j.lock,
+    j.queueing_lock
+  from unnest(task_names, payloads, queue_names, priorities, run_ats, max_attempts, locks, queueing_locks)
+    with ordinality as j(task_name, payload, queue_name, priority, run_at, max_attempts, lock, queueing_lock, position)
+  -- The raise runs only for an oversized payload: CASE evaluates it lazily.
+  where case
+    when octet_length(j.payload) > 1048576 then skiplock.raise_payload_too_large(j.position, octet_length(j.payload))
+    else true
+  end
+$$;
+
+comment on function skiplock.new_jobs is 'Turns defer_jobs'' column arrays into rows, parsing payloads and rejecting any over 1 MiB; internal to defer_jobs.';

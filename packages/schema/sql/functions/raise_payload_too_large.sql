@@ -1,0 +1,14 @@
+create or replace function skiplock.raise_payload_too_large(
+  "position" bigint,
+  size_bytes integer
+) returns boolean
+  language plpgsql
+as $$
+begin
+  raise exception 'defer_jobs: payload at position % is % bytes, over the limit of 1048576 bytes', raise_payload_too_large.position, raise_payload_too_large.size_bytes
+    using errcode = 'SK002',
+      hint = 'Store large data elsewhere and pass a reference in the payload';
+end;
+$$;
+
+comment on function skiplock.raise_payload_too_large is 'Raises SK002 for an oversized payload; internal to defer_jobs.';
