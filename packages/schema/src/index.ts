@@ -9,3 +9,10 @@ export {
 } from './errors.ts'
 export { checkSchema, migrate, type Connection, type MigrateOptions, type MigrateResult } from './migrate.ts'
 export { DEFAULT_SCHEMA, quoteSchemaName, renderSql } from './schema-name.ts'
+export type {
+  DB,
+  SkiplockFinishedJobs as FinishedJobsTable,
+  SkiplockJobs as JobsTable,
+  SkiplockJobState as JobState,
+  SkiplockWorkers as WorkersTable,
+} from './generated/db.ts'
