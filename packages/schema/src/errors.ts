@@ -5,6 +5,21 @@ export type SkiplockErrorCode =
   | 'INVALID_SCHEMA_NAME'
   | 'MIGRATION_CHECKSUM_MISMATCH'
   | 'SCHEMA_VERSION'
+  | 'INVALID_QUEUE_NAME'
+  | 'PAYLOAD_TOO_LARGE'
+  | 'INVALID_PAYLOAD'
+  | 'QUEUEING_LOCK_TAKEN'
+  | 'INVALID_ARGUMENT'
+  | 'WORKER_NOT_REGISTERED'
+  | 'JOB_NOT_FOUND'
+  | 'JOB_STATE'
+  | 'UNKNOWN_TASK'
+  | 'RESULT_TIMEOUT'
+  | 'JOB_FAILED'
+  | 'JOB_CANCELLED'
+  | 'JOB_TIMEOUT'
+  | 'WORKER_STOPPED'
+  | 'NON_RETRYABLE'
 
 /**
  * Base class of every error skiplock throws. Branch on `code`, which stays stable across
@@ -85,5 +100,122 @@ export class SchemaVersionError extends SkiplockError {
     )
     this.expected = data.expected
     this.actual = data.actual
+  }
+}
+
+interface ErrorOptions {
+  /** Overrides the default message, e.g. with the database's own wording. */
+  message?: string
+  cause?: unknown
+}
+
+/** A queue name that is not 1 to 128 characters of letters, digits and `_ . : / -` (SQLSTATE SK001). */
+export class InvalidQueueNameError extends SkiplockError {
+  readonly queueName: string
+
+  constructor(data: { queueName: string }, options: ErrorOptions = {}) {
+    super(
+      'INVALID_QUEUE_NAME',
+      options.message ??
+        `queue name ${JSON.stringify(data.queueName)} is invalid: expected 1 to 128 characters of letters, digits and _ . : / -`,
+      options,
+    )
+    this.queueName = data.queueName
+  }
+}
+
+/** A payload whose JSON text is larger than the limit (SQLSTATE SK002). */
+export class PayloadTooLargeError extends SkiplockError {
+  readonly taskName: string | undefined
+  readonly sizeBytes: number
+  readonly maxBytes: number
+
+  constructor(data: { taskName?: string; sizeBytes: number; maxBytes: number }, options: ErrorOptions = {}) {
+    super(
+      'PAYLOAD_TOO_LARGE',
+      options.message ??
+        `payload${data.taskName ? ` of task ${JSON.stringify(data.taskName)}` : ''} is ${data.sizeBytes} bytes of JSON, over the limit of ${data.maxBytes} bytes`,
+      options,
+    )
+    this.taskName = data.taskName
+    this.sizeBytes = data.sizeBytes
+    this.maxBytes = data.maxBytes
+  }
+}
+
+/**
+ * A payload that fails its task's validator, that JSON cannot carry, or that PostgreSQL cannot store
+ * (`\u0000`, lone surrogates: SQLSTATE SK003).
+ */
+export class InvalidPayloadError extends SkiplockError {
+  readonly taskName: string | undefined
+  readonly reason: string
+
+  constructor(data: { taskName?: string; reason: string }, options: ErrorOptions = {}) {
+    super(
+      'INVALID_PAYLOAD',
+      options.message ?? `payload${data.taskName ? ` of task ${JSON.stringify(data.taskName)}` : ''} is invalid: ${data.reason}`,
+      options,
+    )
+    this.taskName = data.taskName
+    this.reason = data.reason
+  }
+}
+
+/** A waiting job already holds this queueing lock (SQLSTATE SK004). */
+export class QueueingLockTakenError extends SkiplockError {
+  readonly queueingLock: string
+
+  constructor(data: { queueingLock: string }, options: ErrorOptions = {}) {
+    super(
+      'QUEUEING_LOCK_TAKEN',
+      options.message ?? `a waiting job already holds the queueing lock ${JSON.stringify(data.queueingLock)}`,
+      options,
+    )
+    this.queueingLock = data.queueingLock
+  }
+}
+
+/** An argument outside its allowed range (SQLSTATE SK005). */
+export class InvalidArgumentError extends SkiplockError {
+  readonly argument: string | undefined
+
+  constructor(data: { argument?: string; reason: string }, options: ErrorOptions = {}) {
+    super('INVALID_ARGUMENT', options.message ?? `${data.argument ?? 'argument'} is invalid: ${data.reason}`, options)
+    this.argument = data.argument
+  }
+}
+
+/** The worker was presumed dead and its jobs were rescued (SQLSTATE SK006); it must register again. */
+export class WorkerNotRegisteredError extends SkiplockError {
+  readonly workerId: string
+
+  constructor(data: { workerId: string }, options: ErrorOptions = {}) {
+    super(
+      'WORKER_NOT_REGISTERED',
+      options.message ?? `worker ${data.workerId} is not registered: it was presumed dead and its jobs were rescued`,
+      options,
+    )
+    this.workerId = data.workerId
+  }
+}
+
+/** No job has this id (SQLSTATE SK007). */
+export class JobNotFoundError extends SkiplockError {
+  readonly jobId: string
+
+  constructor(data: { jobId: string }, options: ErrorOptions = {}) {
+    super('JOB_NOT_FOUND', options.message ?? `job ${data.jobId} does not exist`, options)
+    this.jobId = data.jobId
+  }
+}
+
+/** The job is not in a state that allows the operation (SQLSTATE SK008). */
+export class JobStateError extends SkiplockError {
+  readonly jobId: string
+
+  constructor(data: { jobId: string; reason: string }, options: ErrorOptions = {}) {
+    super('JOB_STATE', options.message ?? `job ${data.jobId}: ${data.reason}`, options)
+    this.jobId = data.jobId
   }
 }

@@ -1,18 +1,23 @@
+export { translateDatabaseError, type ErrorContext } from './database-errors.ts'
 export {
   DatabaseServerError,
   DatabaseUnreachableError,
+  InvalidArgumentError,
+  InvalidPayloadError,
+  InvalidQueueNameError,
   InvalidSchemaNameError,
+  JobNotFoundError,
+  JobStateError,
   MigrationChecksumError,
+  PayloadTooLargeError,
+  QueueingLockTakenError,
   SchemaVersionError,
   SkiplockError,
+  WorkerNotRegisteredError,
   type SkiplockErrorCode,
 } from './errors.ts'
-export { checkSchema, migrate, type Connection, type MigrateOptions, type MigrateResult } from './migrate.ts'
+export * from './functions/index.ts'
+export type { DB } from './generated/db.ts'
+export { checkSchema, migrate, type MigrateOptions, type MigrateResult, type MigrationConnection } from './migrate.ts'
+export { toQueryable, type Connection, type KyselyExecutor, type Queryable } from './queryable.ts'
 export { DEFAULT_SCHEMA, quoteSchemaName, renderSql } from './schema-name.ts'
-export type {
-  DB,
-  SkiplockFinishedJobs as FinishedJobsTable,
-  SkiplockJobs as JobsTable,
-  SkiplockJobState as JobState,
-  SkiplockWorkers as WorkersTable,
-} from './generated/db.ts'

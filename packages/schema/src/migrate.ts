@@ -5,7 +5,7 @@ import { DEFAULT_SCHEMA, quoteSchemaName, renderSql } from './schema-name.ts'
 import { readFunctions, readMigrations, type SqlFile } from './sql-files.ts'
 
 /** Where to migrate: a connection string, or a connected client (it stays open). */
-export type Connection = string | pg.ClientBase
+export type MigrationConnection = string | pg.ClientBase
 
 export interface MigrateOptions {
   /** Default `skiplock`. Lowercase letters, digits and `_`. */
@@ -34,7 +34,7 @@ interface AppliedRow {
  * @example
  * await migrate('postgres://localhost/app')
  */
-export async function migrate(connection: Connection, options: MigrateOptions = {}): Promise<MigrateResult> {
+export async function migrate(connection: MigrationConnection, options: MigrateOptions = {}): Promise<MigrateResult> {
   const schema = options.schema ?? DEFAULT_SCHEMA
   const quotedSchema = quoteSchemaName(schema)
   const [migrations, functions] = await Promise.all([readMigrations(), readFunctions()])
@@ -85,7 +85,7 @@ export async function migrate(connection: Connection, options: MigrateOptions = 
  * @throws {SchemaVersionError} when the database is behind or ahead of this package.
  * @throws {MigrationChecksumError} when an applied migration's file was edited.
  */
-export async function checkSchema(connection: Connection, options: MigrateOptions = {}): Promise<void> {
+export async function checkSchema(connection: MigrationConnection, options: MigrateOptions = {}): Promise<void> {
   const quotedSchema = quoteSchemaName(options.schema ?? DEFAULT_SCHEMA)
   const migrations = await readMigrations()
   await withClient(connection, async (client) => {
@@ -141,7 +141,7 @@ async function inTransaction(client: pg.ClientBase, work: () => Promise<void>): 
   }
 }
 
-async function withClient<T>(connection: Connection, work: (client: pg.ClientBase) => Promise<T>): Promise<T> {
+async function withClient<T>(connection: MigrationConnection, work: (client: pg.ClientBase) => Promise<T>): Promise<T> {
   if (typeof connection !== 'string') return work(connection)
   const client = new pg.Client({ connectionString: connection, application_name: 'skiplock-migrate' })
   await client.connect()

@@ -98,7 +98,8 @@ describe('queueing lock', () => {
     await db.query(`select skiplock.defer_jobs(array['sync'], queueing_locks => array['user-1'])`)
     await expect(db.query(`select skiplock.defer_jobs(array['sync'], queueing_locks => array['user-1'])`)).rejects.toMatchObject({
       code: 'SK004',
-      message: expect.stringContaining('a waiting job already holds the queueing lock'),
+      message: expect.stringContaining("a waiting job already holds the queueing lock 'user-1'"),
+      detail: '{"queueing_lock" : "user-1"}',
     })
     await db.query(`select skiplock.defer_jobs(array['sync'], queueing_locks => array['user-2'])`)
     const { rows } = await db.query(`select queueing_lock from skiplock.jobs order by id`)

@@ -7,7 +7,8 @@ create or replace function skiplock.check_defer_arguments(
   max_attempts integer[],
   locks text[],
   queueing_locks text[],
-  on_queueing_lock_conflict text
+  on_queueing_lock_conflict text,
+  max_payload_bytes integer
 ) returns void
   language plpgsql
   stable
@@ -37,6 +38,11 @@ begin
       using errcode = 'SK005';
   end if;
 
+  if check_defer_arguments.max_payload_bytes is null or check_defer_arguments.max_payload_bytes < 2 then
+    raise exception 'defer_jobs: max_payload_bytes is %, expected at least 2', coalesce(check_defer_arguments.max_payload_bytes::text, 'null')
+      using errcode = 'SK005';
+  end if;
+
   select t.position, t.task_name
   into v_bad
   from unnest(check_defer_arguments.task_names) with ordinality as t(task_name, position)
@@ -47,6 +53,7 @@ begin
     raise exception 'defer_jobs: task name % at position % is invalid',
         coalesce(quote_literal(v_bad.task_name), 'null'), v_bad.position
       using errcode = 'SK005',
+        detail = json_build_object('position', v_bad.position, 'argument', 'task_names')::text,
         hint = 'A task name is 1 to 128 characters of letters, digits and _ . : / -';
   end if;
 
@@ -58,6 +65,7 @@ begin
   if found then
     raise exception 'defer_jobs: queue name % at position % is invalid', quote_literal(v_bad.queue_name), v_bad.position
       using errcode = 'SK001',
+        detail = json_build_object('position', v_bad.position, 'queue_name', v_bad.queue_name)::text,
         hint = 'A queue name is 1 to 128 characters of letters, digits and _ . : / -';
   end if;
 

@@ -7,7 +7,8 @@ create or replace function skiplock.defer_jobs(
   max_attempts integer[] default null,
   locks text[] default null,
   queueing_locks text[] default null,
-  on_queueing_lock_conflict text default 'error'
+  on_queueing_lock_conflict text default 'error',
+  max_payload_bytes integer default 1048576
 ) returns setof skiplock.jobs
   language plpgsql
 as $$
@@ -17,6 +18,8 @@ declare
   v_constraint text;
   v_detail text;
   v_inserted_ids bigint[];
+  v_position bigint;
+  v_queueing_lock text;
 begin
   perform skiplock.check_defer_arguments(
     defer_jobs.task_names,
@@ -27,7 +30,8 @@ begin
     defer_jobs.max_attempts,
     defer_jobs.locks,
     defer_jobs.queueing_locks,
-    defer_jobs.on_queueing_lock_conflict
+    defer_jobs.on_queueing_lock_conflict,
+    defer_jobs.max_payload_bytes
   );
   if v_count = 0 then
     return;
@@ -63,7 +67,8 @@ begin
           defer_jobs.run_ats,
           defer_jobs.max_attempts,
           defer_jobs.locks,
-          defer_jobs.queueing_locks
+          defer_jobs.queueing_locks,
+          defer_jobs.max_payload_bytes
         ) as n
         order by n.position
         returning j.*;
@@ -90,7 +95,8 @@ begin
         defer_jobs.run_ats,
         defer_jobs.max_attempts,
         defer_jobs.locks,
-        defer_jobs.queueing_locks
+        defer_jobs.queueing_locks,
+        defer_jobs.max_payload_bytes
       ) as n
       order by n.position
       on conflict (queueing_lock) where state = 'todo' and queueing_lock is not null
@@ -102,17 +108,20 @@ begin
     from inserted as i;
   exception
     when untranslatable_character or invalid_text_representation or character_not_in_repertoire then
-      raise exception 'defer_jobs: payload at position % is not JSON that PostgreSQL can store (%)',
-          skiplock.first_unstorable_payload(defer_jobs.payloads), sqlerrm
+      v_position := skiplock.first_unstorable_payload(defer_jobs.payloads);
+      raise exception 'defer_jobs: payload at position % is not JSON that PostgreSQL can store (%)', v_position, sqlerrm
         using errcode = 'SK003',
+          detail = json_build_object('position', v_position, 'reason', sqlerrm)::text,
           hint = 'jsonb rejects \u0000 and unpaired UTF-16 surrogates';
     when unique_violation then
       get stacked diagnostics v_constraint = constraint_name, v_detail = pg_exception_detail;
       if v_constraint <> 'jobs_queueing_lock_todo_idx' then
         raise;
       end if;
-      raise exception 'defer_jobs: a waiting job already holds the queueing lock (%)', v_detail
+      v_queueing_lock := substring(v_detail from '^Key \(queueing_lock\)=\((.*)\) already exists');
+      raise exception 'defer_jobs: a waiting job already holds the queueing lock %', quote_literal(v_queueing_lock)
         using errcode = 'SK004',
+          detail = json_build_object('queueing_lock', v_queueing_lock)::text,
           hint = 'Pass on_queueing_lock_conflict => ''existing'' to get that job instead';
   end;
 

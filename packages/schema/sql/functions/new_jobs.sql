@@ -6,7 +6,8 @@ create or replace function skiplock.new_jobs(
   run_ats timestamptz[],
   max_attempts integer[],
   locks text[],
-  queueing_locks text[]
+  queueing_locks text[],
+  max_payload_bytes integer
 ) returns table (
   "position" bigint,
   task_name text,
@@ -35,9 +36,9 @@ as $$
     with ordinality as j(task_name, payload, queue_name, priority, run_at, max_attempts, lock, queueing_lock, position)
   -- The raise runs only for an oversized payload: CASE evaluates it lazily.
   where case
-    when octet_length(j.payload) > 1048576 then skiplock.raise_payload_too_large(j.position, octet_length(j.payload))
+    when octet_length(j.payload) > new_jobs.max_payload_bytes then skiplock.raise_payload_too_large(j.position, octet_length(j.payload), new_jobs.max_payload_bytes)
     else true
   end
 $$;
 
-comment on function skiplock.new_jobs is 'Turns defer_jobs'' column arrays into rows, parsing payloads and rejecting any over 1 MiB; internal to defer_jobs.';
+comment on function skiplock.new_jobs is 'Turns defer_jobs'' column arrays into rows, parsing payloads and rejecting any over max_payload_bytes; internal to defer_jobs.';

@@ -116,3 +116,46 @@ create trigger tg_jobs__notify_inserted
   referencing new table as inserted
   for each statement
   execute function skiplock.tg_jobs__notify_inserted();
+
+-- Producers awaiting a result listen on "<schema>_finished". One notification per statement: the payload
+-- lists the finished ids when they fit in a notification, and is empty otherwise ("look for yourself").
+create function skiplock.tg_finished_jobs__notify_finished() returns trigger
+  language plpgsql
+as $$
+declare
+  v_ids text;
+begin
+  select string_agg(f.id::text, ',')
+  into v_ids
+  from finished as f;
+  perform pg_notify(tg_table_schema || '_finished', case when length(v_ids) < 7900 then v_ids else '' end);
+  return null;
+end;
+$$;
+
+create trigger tg_finished_jobs__notify_finished
+  after insert on skiplock.finished_jobs
+  referencing new table as finished
+  for each statement
+  execute function skiplock.tg_finished_jobs__notify_finished();
+
+-- Periodic tasks: the last tick each was deferred for. A worker defers a tick only if it moves this
+-- forward, so many workers running the same schedule defer each tick exactly once.
+create table skiplock.periodic_tasks (
+  task_name text primary key,
+  last_tick_at timestamptz not null
+);
+
+-- Every job, waiting, running or finished, for reads by id and for plain-SQL questions about the work.
+create view skiplock.all_jobs as
+  select
+    j.id, j.queue_name, j.task_name, j.payload, j.priority, j.run_at, j.state, j.attempts, j.max_attempts,
+    j.lock, j.queueing_lock, j.worker_id, j.errors, null::jsonb as result, j.created_at, j.started_at,
+    null::timestamptz as finished_at, j.cancel_requested_at
+  from skiplock.jobs as j
+  union all
+  select
+    f.id, f.queue_name, f.task_name, f.payload, f.priority, f.run_at, f.state, f.attempts, f.max_attempts,
+    f.lock, f.queueing_lock, f.worker_id, f.errors, f.result, f.created_at, f.started_at,
+    f.finished_at, null::timestamptz as cancel_requested_at
+  from skiplock.finished_jobs as f;

@@ -27,6 +27,27 @@ export type SkiplockJobState = "cancelled" | "doing" | "failed" | "succeeded" | 
 
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
+export interface SkiplockAllJobs {
+  attempts: number | null;
+  cancel_requested_at: Timestamp | null;
+  created_at: Timestamp | null;
+  errors: Json | null;
+  finished_at: Timestamp | null;
+  id: Int8 | null;
+  lock: string | null;
+  max_attempts: number | null;
+  payload: Json | null;
+  priority: number | null;
+  queue_name: string | null;
+  queueing_lock: string | null;
+  result: Json | null;
+  run_at: Timestamp | null;
+  started_at: Timestamp | null;
+  state: SkiplockJobState | null;
+  task_name: string | null;
+  worker_id: Int8 | null;
+}
+
 export interface SkiplockFinishedJobs {
   attempts: number;
   created_at: Timestamp;
@@ -81,6 +102,11 @@ export interface SkiplockMigrations {
   name: string;
 }
 
+export interface SkiplockPeriodicTasks {
+  last_tick_at: Timestamp;
+  task_name: string;
+}
+
 export interface SkiplockWorkers {
   id: Generated<Int8>;
   last_heartbeat_at: Generated<Timestamp>;
@@ -90,8 +116,10 @@ export interface SkiplockWorkers {
 }
 
 export interface DB {
+  "skiplock.all_jobs": SkiplockAllJobs;
   "skiplock.finished_jobs": SkiplockFinishedJobs;
   "skiplock.jobs": SkiplockJobs;
   "skiplock.migrations": SkiplockMigrations;
+  "skiplock.periodic_tasks": SkiplockPeriodicTasks;
   "skiplock.workers": SkiplockWorkers;
 }

@@ -1,0 +1,23 @@
+import type { Queryable } from '../queryable.ts'
+import { callSql } from './call.ts'
+import { toJob, type Job, type JobRow } from './job.ts'
+
+export interface FetchJobsArgs {
+  workerId: string
+  /** `null` or absent: every queue. */
+  queueNames?: readonly string[] | null
+  batchSize: number
+  now?: Date
+}
+
+/** Calls `fetch_jobs`: claims up to `batchSize` runnable jobs for the worker, in fetch order. */
+export async function fetchJobs(db: Queryable, schema: string, args: FetchJobsArgs): Promise<Job[]> {
+  const rows = await callSql<JobRow>(
+    db,
+    schema,
+    (s) => `select * from ${s}.fetch_jobs($1, $2::text[], $3, coalesce($4::timestamptz, now()))`,
+    [args.workerId, args.queueNames ?? null, args.batchSize, args.now ?? null],
+    { workerId: args.workerId },
+  )
+  return rows.map((row) => toJob(row))
+}
