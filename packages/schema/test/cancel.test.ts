@@ -68,3 +68,16 @@ describe('prune_jobs', () => {
     expect((await db.query(`select skiplock.prune_jobs($1, array['cancelled']::skiplock.job_state[]) as deleted`, [later])).rows[0].deleted).toBe('1')
   })
 })
+
+test('a running job whose cancellation was requested ends as cancelled when its attempt fails, not retried', async ({ db }) => {
+  const { rows: deferred } = await db.query(`select id from skiplock.defer_jobs(array['t'])`)
+  const { rows: workers } = await db.query(`select id from skiplock.register_worker('w')`)
+  const { rows: claimed } = await db.query(`select id, attempts from skiplock.fetch_jobs($1)`, [workers[0].id])
+  await db.query(`select skiplock.cancel_job($1)`, [deferred[0].id])
+  const { rows } = await db.query(`select id, state from skiplock.fail_jobs($1, array[$2::bigint], array[$3::int], array['{"message": "aborted"}'::jsonb])`, [
+    workers[0].id,
+    claimed[0].id,
+    claimed[0].attempts,
+  ])
+  expect(rows).toEqual([{ id: deferred[0].id, state: 'cancelled' }])
+})

@@ -16,8 +16,10 @@ as $$
   with failed as (
     select
       j.id,
-      -- A job fails for good when its attempts are used up or the caller says retrying is pointless.
-      (coalesce(f.is_retryable, true) and j.attempts < j.max_attempts) as will_retry,
+      -- A job ends when its attempts are used up, the caller says retrying is pointless, or it was
+      -- cancelled while running (then it ends as cancelled, not failed).
+      (coalesce(f.is_retryable, true) and j.attempts < j.max_attempts and j.cancel_requested_at is null) as will_retry,
+      case when j.cancel_requested_at is null then 'failed' else 'cancelled' end::skiplock.job_state as final_state,
       coalesce(f.retry_at, fail_jobs.now + skiplock.retry_delay(j.attempts)) as retry_at,
       jsonb_build_object('attempt', j.attempts, 'failed_at', fail_jobs.now) || coalesce(f.error, '{}') as error
     from skiplock.jobs as j
@@ -48,7 +50,7 @@ as $$
     using failed as f
     where j.id = f.id
       and not f.will_retry
-    returning j.*, f.error
+    returning j.*, f.error, f.final_state
   ),
   dead_finished as (
     insert into skiplock.finished_jobs (
@@ -56,7 +58,7 @@ as $$
       queueing_lock, worker_id, errors, result, created_at, started_at, finished_at
     )
     select
-      d.id, d.queue_name, d.task_name, d.payload, d.priority, d.run_at, 'failed', d.attempts, d.max_attempts, d.lock,
+      d.id, d.queue_name, d.task_name, d.payload, d.priority, d.run_at, d.final_state, d.attempts, d.max_attempts, d.lock,
       d.queueing_lock, d.worker_id, d.errors || jsonb_build_array(d.error), null, d.created_at, d.started_at, fail_jobs.now
     from dead as d
     returning finished_jobs.id, finished_jobs.state, finished_jobs.run_at
@@ -68,4 +70,4 @@ as $$
   from dead_finished as d
 $$;
 
-comment on function skiplock.fail_jobs is 'Records a failed attempt of each job: it waits for a retry (at retry_ats, or after exponential backoff with jitter) or, when its attempts are used up or it is not retryable, moves to finished_jobs as failed (the dead-letter state).';
+comment on function skiplock.fail_jobs is 'Records a failed attempt of each job: it waits for a retry (at retry_ats, or after exponential backoff with jitter) or, when its attempts are used up or it is not retryable, moves to finished_jobs as failed (the dead-letter state), or as cancelled if its cancellation was requested while it ran.';

@@ -1,0 +1,150 @@
+import {
+  cancelJob,
+  DEFAULT_SCHEMA,
+  deferJobIds,
+  deferJobs,
+  findJobs,
+  type Job,
+  type JobState,
+  listJobs,
+  quoteSchemaName,
+  type QueueStats,
+  queueStats,
+  retryJob,
+  toQueryable,
+} from '@skiplock/schema'
+import pg from 'pg'
+
+import { DEFAULT_MAX_PAYLOAD_BYTES } from '../json.ts'
+import type { Task } from './define-task.ts'
+import { buildDeferArgs, type DeferOptions } from './defer.ts'
+import { ResultWaiter } from './result-waiter.ts'
+
+/** Where and how the client connects. */
+export interface ClientOptions {
+  /** A PostgreSQL URL; or give `pool`. */
+  connectionString?: string
+  /** A pool to use instead of creating one; the client does not end it. */
+  pool?: pg.Pool
+  /** Default `skiplock`. */
+  schema?: string
+  /** Largest payload, as JSON text; default 1 MiB. */
+  maxPayloadBytes?: number
+  /** How often `result()` polls while it waits, besides listening; default 1000. */
+  resultPollIntervalMs?: number
+}
+
+/** Options of `deferMany`. */
+export interface DeferManyOptions<Payload> extends DeferOptions<Payload> {
+  /** Jobs per statement; default 5000. */
+  batchSize?: number
+}
+
+/** The producer side of skiplock: defer jobs, inspect them, await their outcome. */
+export interface Client {
+  /**
+   * Enqueues one job and returns it.
+   * @throws {InvalidPayloadError} {PayloadTooLargeError} {InvalidQueueNameError} {QueueingLockTakenError} {InvalidArgumentError}
+   */
+  defer<Payload, Result>(task: Task<Payload, Result>, payload: Payload, options?: DeferOptions<Payload>): Promise<Job<Payload, Result>>
+  /**
+   * Enqueues many jobs, `batchSize` per statement, all in one transaction (the caller's `tx` if given):
+   * either every job is created or none. Returns their ids in order.
+   */
+  deferMany<Payload>(task: Task<Payload>, payloads: Iterable<Payload> | AsyncIterable<Payload>, options?: DeferManyOptions<Payload>): Promise<string[]>
+  /** Waits for a job's outcome: its result, or `JobFailedError`, `JobCancelledError`, `ResultTimeoutError` (default 30 s). */
+  result<Result>(job: Job<unknown, Result> | string, options?: { timeoutMs?: number; signal?: AbortSignal }): Promise<Result>
+  /** Cancels a waiting job, or asks a running job's worker to abort it. Returns the job's state afterwards. */
+  cancel(jobId: string): Promise<JobState>
+  /** Puts a failed or cancelled job back in the queue with fresh attempts. */
+  retry(jobId: string, options?: { runAt?: Date }): Promise<Job>
+  /** The job with this id, waiting, running or finished; `undefined` if there is none. */
+  getJob<Payload = unknown, Result = unknown>(jobId: string): Promise<Job<Payload, Result> | undefined>
+  /** Jobs, newest first, optionally in one state and queue. */
+  listJobs(options?: { state?: JobState; queue?: string; limit?: number }): Promise<Job[]>
+  /** Job counts per queue and state. */
+  stats(): Promise<QueueStats[]>
+  /** Closes the client's connections (and its pool, unless the caller gave it). */
+  close(): Promise<void>
+}
+
+/**
+ * Creates a client for deferring and inspecting jobs.
+ * @example
+ * const skiplock = createClient({ connectionString: process.env.DATABASE_URL })
+ * const job = await skiplock.defer(sendEmail, { to: 'ada@example.com' })
+ * await skiplock.result(job)
+ */
+export function createClient(options: ClientOptions): Client {
+  const schema = options.schema ?? DEFAULT_SCHEMA
+  quoteSchemaName(schema)
+  if (!options.pool && !options.connectionString) {
+    throw new TypeError('createClient needs a connectionString or a pool')
+  }
+  const pool = options.pool ?? new pg.Pool({ connectionString: options.connectionString, max: 4, application_name: 'skiplock-client' })
+  const db = toQueryable(pool)
+  const maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES
+  const waiter = new ResultWaiter({
+    pool,
+    schema,
+    connectionString: options.connectionString ?? (pool.options as { connectionString?: string }).connectionString,
+    pollIntervalMs: options.resultPollIntervalMs ?? 1000,
+  })
+
+  return {
+    async defer(task, payload, deferOptions = {}) {
+      const args = await buildDeferArgs(task, [payload], deferOptions, maxPayloadBytes)
+      const [job] = await deferJobs(deferOptions.tx ? toQueryable(deferOptions.tx) : db, schema, args)
+      return job as Job<never, never>
+    },
+
+    async deferMany(task, payloads, deferOptions = {}) {
+      const batchSize = deferOptions.batchSize ?? 5000
+      const deferBatches = async (target: ReturnType<typeof toQueryable>) => {
+        const ids: string[] = []
+        let batch: unknown[] = []
+        const flush = async () => {
+          if (batch.length === 0) return
+          const args = await buildDeferArgs(task, batch as never[], deferOptions, maxPayloadBytes)
+          batch = []
+          ids.push(...(await deferJobIds(target, schema, args)))
+        }
+        for await (const payload of payloads) {
+          batch.push(payload)
+          if (batch.length >= batchSize) await flush()
+        }
+        await flush()
+        return ids
+      }
+      if (deferOptions.tx) return deferBatches(toQueryable(deferOptions.tx))
+      const client = await pool.connect()
+      try {
+        await client.query('begin')
+        const ids = await deferBatches(toQueryable(client))
+        await client.query('commit')
+        return ids
+      } catch (error) {
+        await client.query('rollback').catch(() => {})
+        throw error
+      } finally {
+        client.release()
+      }
+    },
+
+    async result(job, resultOptions = {}) {
+      const jobId = typeof job === 'string' ? job : job.id
+      return (await waiter.wait(jobId, { timeoutMs: resultOptions.timeoutMs ?? 30_000, signal: resultOptions.signal })) as never
+    },
+
+    cancel: (jobId) => cancelJob(db, schema, jobId),
+    retry: (jobId, retryOptions = {}) => retryJob(db, schema, jobId, retryOptions.runAt),
+    getJob: async (jobId) => (await findJobs(db, schema, [jobId]))[0] as never,
+    listJobs: (listOptions = {}) => listJobs(db, schema, { state: listOptions.state, queueName: listOptions.queue, limit: listOptions.limit }),
+    stats: () => queueStats(db, schema),
+
+    async close() {
+      await waiter.close()
+      if (!options.pool) await pool.end()
+    },
+  }
+}

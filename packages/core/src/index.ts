@@ -1,0 +1,40 @@
+export {
+  InvalidArgumentError,
+  InvalidPayloadError,
+  InvalidQueueNameError,
+  type Job,
+  type JobError,
+  JobNotFoundError,
+  type JobState,
+  JobStateError,
+  migrate,
+  PayloadTooLargeError,
+  QueueingLockTakenError,
+  type QueueStats,
+  SkiplockError,
+  type SkiplockErrorCode,
+  WorkerNotRegisteredError,
+} from '@skiplock/schema'
+export { createClient, type Client, type ClientOptions, type DeferManyOptions } from './client/client.ts'
+export {
+  type BackoffOptions,
+  defineTask,
+  type JobContext,
+  type JobOptions,
+  type Task,
+  type TransactionalJobContext,
+} from './client/define-task.ts'
+export type { DeferOptions } from './client/defer.ts'
+export {
+  JobCancelledError,
+  JobFailedError,
+  JobTimeoutError,
+  NonRetryableError,
+  ResultTimeoutError,
+  UnknownTaskError,
+  WorkerStoppedError,
+} from './errors.ts'
+export type { Logger } from './logger.ts'
+export type { CompletionHook } from './worker/completer.ts'
+export type { PeriodicTask } from './worker/periodic-scheduler.ts'
+export { createWorker, Worker, type WorkerEvents, type WorkerOptions } from './worker/worker.ts'

@@ -1,0 +1,594 @@
+import { hostname } from 'node:os'
+
+import {
+  completeJobs,
+  DEFAULT_SCHEMA,
+  fetchJobs,
+  heartbeat,
+  InvalidArgumentError,
+  InvalidPayloadError,
+  type Job,
+  pruneJobs,
+  quoteSchemaName,
+  registerWorker,
+  rescueJobs,
+  type RescuedJob,
+  toQueryable,
+  unregisterWorker,
+  WorkerNotRegisteredError,
+} from '@skiplock/schema'
+import pg from 'pg'
+
+import { backoffDelayMs, type Task, validatePayload } from '../client/define-task.ts'
+import { JobCancelledError, JobTimeoutError, NonRetryableError, UnknownTaskError, WorkerStoppedError } from '../errors.ts'
+import { TypedEmitter } from '../events.ts'
+import { DEFAULT_MAX_PAYLOAD_BYTES, toStorableJson } from '../json.ts'
+import { describeError, type Logger, silentLogger } from '../logger.ts'
+import { Completer, type CompletionHook, type Outcome } from './completer.ts'
+import { Listener } from './listener.ts'
+import { type PeriodicTask, PeriodicScheduler } from './periodic-scheduler.ts'
+
+/** Options of {@link createWorker}. Every number has a default that suits most queues. */
+export interface WorkerOptions {
+  /** A PostgreSQL URL (the pool connects here; so does LISTEN unless `listenConnectionString` is set). */
+  connectionString: string
+  /** A direct URL for the LISTEN connection when `connectionString` goes through a transaction-mode pooler. */
+  listenConnectionString?: string
+  /** Default `skiplock`. */
+  schema?: string
+  /** The tasks this worker runs. */
+  tasks: readonly Task[]
+  /** Queues to take jobs from; default: all. */
+  queues?: readonly string[]
+  /** Handlers running at once; default 10. */
+  concurrency?: number
+  /** Connections in the pool; the worker uses at most this plus one for LISTEN. Default 2. */
+  poolSize?: number
+  /** Jobs fetched per round trip and kept ready beyond `concurrency`; default `concurrency`, at most 1000. */
+  batchSize?: number
+  /** How often to look for jobs when no notification came; default 1000. */
+  pollIntervalMs?: number
+  /** Use LISTEN/NOTIFY to pick up new jobs at once; `false` polls only (e.g. behind a pooler). Default true. */
+  listen?: boolean
+  /** A worker silent for this long is presumed dead and its jobs are rescued; default 30. */
+  leaseSeconds?: number
+  /** Default a fifth of the lease. */
+  heartbeatIntervalMs?: number
+  /** How often to rescue dead workers' jobs (and prune); default 5000, jittered. */
+  maintenanceIntervalMs?: number
+  /** How long a finished job waits for others to share its commit; default 2. */
+  completionWindowMs?: number
+  /** How long `stop()` lets running handlers finish before aborting them; default 30 000. */
+  shutdownGracePeriodMs?: number
+  /** Tasks to defer on a cron schedule, once per tick across all workers. */
+  periodic?: readonly PeriodicTask[]
+  /** Delete finished jobs older than this; default 7 days. `false` keeps them. */
+  pruneAfterMs?: number | false
+  /** Shown in `skiplock.workers` and `pg_stat_activity`; default `<host>:<pid>`. */
+  name?: string
+  /** pino or any logger with the same methods; default silent (events still fire). */
+  logger?: Logger
+  /** Stop gracefully on SIGTERM and SIGINT, and at once on a second signal; default false. */
+  handleSignals?: boolean
+  /** Runs inside the transaction that completes a batch of jobs, e.g. to store their results. */
+  onJobsCompleting?: CompletionHook
+  /** Largest periodic payload, as JSON text; default 1 MiB. */
+  maxPayloadBytes?: number
+}
+
+/** Every event a worker emits. */
+export interface WorkerEvents extends Record<string, unknown> {
+  'worker:started': { workerId: string }
+  'worker:stopped': { workerId: string | undefined }
+  'job:fetched': { job: Job }
+  'job:started': { job: Job }
+  'job:completed': { job: Job; result: unknown }
+  /** `willRetry`: a retry is scheduled at `runAt`; otherwise the job ended as `state` (failed or cancelled). */
+  'job:failed': { job: Job; error: unknown; willRetry: boolean; state: string; runAt: Date }
+  'job:released': { job: Job }
+  /** The job was rescued from this worker while it ran, so its outcome was not recorded. */
+  'job:lease-lost': { job: Job }
+  'job:deferred': { job: Job }
+  'jobs:rescued': { jobs: readonly RescuedJob[] }
+  /** A background step failed; the worker backs off and goes on. */
+  error: { error: unknown; during: string }
+}
+
+interface RunningJob {
+  job: Job
+  controller: AbortController
+  /** Set when the outcome was recorded by the timeout, so the handler's later outcome is ignored. */
+  isOutcomeRecorded: boolean
+  settled: Promise<void>
+}
+
+type State = 'idle' | 'running' | 'stopping' | 'stopped'
+
+/**
+ * A worker: fetches jobs in batches, runs their handlers with bounded concurrency, records outcomes in
+ * group commits, heartbeats, and rescues dead workers' jobs. Create with {@link createWorker}.
+ */
+export class Worker extends TypedEmitter<WorkerEvents> {
+  readonly #options: Required<Omit<WorkerOptions, 'listenConnectionString' | 'queues' | 'onJobsCompleting' | 'logger' | 'periodic'>> &
+    Pick<WorkerOptions, 'listenConnectionString' | 'queues' | 'onJobsCompleting' | 'periodic'>
+  readonly #logger: Logger
+  readonly #tasks: Map<string, Task>
+  readonly #pool: pg.Pool
+  readonly #completer: Completer
+  readonly #listener: Listener | undefined
+  readonly #periodic: PeriodicScheduler | undefined
+  readonly #running = new Map<string, RunningJob>()
+  #buffer: Job[] = []
+  #state: State = 'idle'
+  #workerId: string | undefined
+  #isFetching = false
+  #shouldFetchAgain = false
+  /** The last fetch found fewer jobs than it asked for: wait for a notification or the poll. */
+  #isQueueDrained = false
+  #fetchFailures = 0
+  #timers = new Set<NodeJS.Timeout>()
+  #stopping: Promise<void> | undefined
+  #forceStop: (() => void) | undefined
+  #removeSignalHandlers: (() => void) | undefined
+
+  constructor(options: WorkerOptions) {
+    super()
+    const concurrency = options.concurrency ?? 10
+    const leaseSeconds = options.leaseSeconds ?? 30
+    this.#options = {
+      schema: DEFAULT_SCHEMA,
+      concurrency,
+      poolSize: 2,
+      batchSize: Math.min(concurrency, 1000),
+      pollIntervalMs: 1000,
+      listen: true,
+      leaseSeconds,
+      heartbeatIntervalMs: (leaseSeconds * 1000) / 5,
+      maintenanceIntervalMs: 5000,
+      completionWindowMs: 2,
+      shutdownGracePeriodMs: 30_000,
+      pruneAfterMs: 7 * 24 * 3600 * 1000,
+      name: `${hostname()}:${process.pid}`,
+      handleSignals: false,
+      maxPayloadBytes: DEFAULT_MAX_PAYLOAD_BYTES,
+      ...withoutUndefined(options),
+      connectionString: options.connectionString,
+      tasks: options.tasks,
+    }
+    const o = this.#options
+    quoteSchemaName(o.schema)
+    for (const [name, value] of Object.entries({
+      concurrency: o.concurrency,
+      poolSize: o.poolSize,
+      batchSize: o.batchSize,
+      pollIntervalMs: o.pollIntervalMs,
+      leaseSeconds: o.leaseSeconds,
+      heartbeatIntervalMs: o.heartbeatIntervalMs,
+      maintenanceIntervalMs: o.maintenanceIntervalMs,
+    })) {
+      if (!(Number.isFinite(value) && value >= 1)) throw new InvalidArgumentError({ argument: name, reason: `${value} is not a number of at least 1` })
+    }
+    if (o.heartbeatIntervalMs >= o.leaseSeconds * 1000) {
+      throw new InvalidArgumentError({ argument: 'heartbeatIntervalMs', reason: `${o.heartbeatIntervalMs} ms is not shorter than the lease of ${o.leaseSeconds} s` })
+    }
+    this.#tasks = new Map(options.tasks.map((task) => [task.name, task]))
+    if (this.#tasks.size !== options.tasks.length) {
+      throw new InvalidArgumentError({ argument: 'tasks', reason: 'two tasks share a name' })
+    }
+    this.#logger = options.logger ?? silentLogger
+    this.#pool = new pg.Pool({ connectionString: o.connectionString, max: o.poolSize, application_name: `skiplock-worker ${o.name}` })
+    // An idle pooled connection that dies (server restart) must not crash the process.
+    this.#pool.on('error', (error) => this.#reportError(error, 'pool'))
+    this.#completer = new Completer({
+      pool: this.#pool,
+      schema: o.schema,
+      windowMs: o.completionWindowMs,
+      maxBatchSize: 1000,
+      hook: o.onJobsCompleting,
+      onError: (error) => this.#reportError(error, 'complete'),
+    })
+    this.#listener = o.listen
+      ? new Listener({
+          connectionString: o.listenConnectionString ?? o.connectionString,
+          schema: o.schema,
+          onJobs: (queueName) => {
+            if (o.queues === undefined || o.queues.includes(queueName)) this.#wake()
+          },
+          onCancel: (jobId) => this.#running.get(jobId)?.controller.abort(new JobCancelledError({ jobId })),
+          onConnected: () => this.#wake(),
+          onError: (error) => this.#reportError(error, 'listen'),
+        })
+      : undefined
+    this.#periodic =
+      o.periodic && o.periodic.length > 0
+        ? new PeriodicScheduler({
+            pool: this.#pool,
+            schema: o.schema,
+            periodic: o.periodic,
+            maxPayloadBytes: o.maxPayloadBytes,
+            onDeferred: (job) => this.emit('job:deferred', { job }),
+            onError: (error, taskName) => this.#reportError(error, `periodic ${taskName}`),
+          })
+        : undefined
+  }
+
+  /** The id this worker registered under; `undefined` before `start()`. */
+  get workerId(): string | undefined {
+    return this.#workerId
+  }
+
+  /** Handlers running now. */
+  get runningCount(): number {
+    return this.#running.size
+  }
+
+  /**
+   * Registers the worker and starts fetching. Resolves once it is running.
+   * @throws the database error if the worker cannot register.
+   */
+  async start(): Promise<void> {
+    if (this.#state !== 'idle') throw new InvalidArgumentError({ argument: 'worker', reason: `it is ${this.#state}, so it cannot start` })
+    this.#state = 'running'
+    try {
+      this.#workerId = await registerWorker(toQueryable(this.#pool), this.#options.schema, this.#options.name, this.#options.leaseSeconds)
+    } catch (error) {
+      this.#state = 'stopped'
+      await this.#pool.end()
+      throw error
+    }
+    this.#logger.info({ workerId: this.#workerId, name: this.#options.name }, 'worker started')
+    this.#listener?.start()
+    this.#periodic?.start()
+    this.#every(this.#options.pollIntervalMs, () => {
+      this.#isQueueDrained = false
+      this.#wake()
+    })
+    this.#every(this.#options.heartbeatIntervalMs, () => this.#heartbeat())
+    this.#every(this.#options.maintenanceIntervalMs, () => this.#maintain(), true)
+    if (this.#options.handleSignals) this.#installSignalHandlers()
+    this.emit('worker:started', { workerId: this.#workerId })
+    this.#wake()
+  }
+
+  /**
+   * Stops gracefully: no new fetches, buffered jobs go back to the queue, running handlers get
+   * `shutdownGracePeriodMs` to finish and are then aborted, outcomes are flushed, and anything still
+   * held is released. Calling it again (or a second signal) aborts running handlers at once.
+   * @throws the error that kept the worker from recording outcomes or unregistering; its jobs are then rescued after the lease.
+   */
+  stop(): Promise<void> {
+    if (this.#stopping) {
+      this.#forceStop?.()
+      return this.#stopping
+    }
+    this.#stopping = this.#shutdown()
+    return this.#stopping
+  }
+
+  async #shutdown(): Promise<void> {
+    const wasRunning = this.#state === 'running'
+    this.#state = 'stopping'
+    this.#logger.info({ workerId: this.#workerId, running: this.#running.size }, 'worker stopping')
+    for (const timer of this.#timers) clearTimeout(timer)
+    this.#timers.clear()
+    this.#periodic?.stop()
+    const listenerStopped = this.#listener?.stop()
+    let fatalError: unknown
+    try {
+      if (wasRunning) {
+        const buffered = this.#buffer
+        this.#buffer = []
+        const released = buffered.map((job) => this.#completer.release(job).then((outcome) => this.#emitOutcome(job, outcome, undefined, undefined)))
+
+        const forced = new Promise<void>((resolve) => {
+          this.#forceStop = resolve
+        })
+        const allSettled = () => Promise.all([...this.#running.values()].map((entry) => entry.settled))
+        await Promise.race([allSettled(), forced, delay(this.#options.shutdownGracePeriodMs)])
+        if (this.#running.size > 0) {
+          for (const entry of this.#running.values()) entry.controller.abort(new WorkerStoppedError())
+          // Handlers that honour the signal settle now; those that do not are released by unregister below.
+          await Promise.race([allSettled(), delay(1000)])
+        }
+        await Promise.all(released)
+        await this.#completer.drain(Date.now() + 10_000)
+        if (this.#workerId !== undefined) await unregisterWorker(toQueryable(this.#pool), this.#options.schema, this.#workerId)
+      }
+    } catch (error) {
+      fatalError = error
+      this.#reportError(error, 'stop')
+    } finally {
+      await listenerStopped
+      this.#removeSignalHandlers?.()
+      await this.#pool.end().catch(() => {})
+      this.#state = 'stopped'
+      this.#logger.info({ workerId: this.#workerId }, 'worker stopped')
+      this.emit('worker:stopped', { workerId: this.#workerId })
+    }
+    if (fatalError !== undefined) throw fatalError
+  }
+
+  #installSignalHandlers(): void {
+    const onSignal = (signal: NodeJS.Signals) => {
+      this.#logger.info({ signal }, this.#stopping ? 'second signal: aborting running jobs' : 'signal: stopping gracefully')
+      this.stop().catch(() => {})
+    }
+    process.on('SIGTERM', onSignal)
+    process.on('SIGINT', onSignal)
+    this.#removeSignalHandlers = () => {
+      process.off('SIGTERM', onSignal)
+      process.off('SIGINT', onSignal)
+    }
+  }
+
+  /** Runs `step` every `intervalMs` (jittered when asked) until the worker stops; steps never overlap. */
+  #every(intervalMs: number, step: () => Promise<void> | void, isJittered = false): void {
+    const schedule = () => {
+      if (this.#state !== 'running') return
+      const waitMs = isJittered ? intervalMs * (0.8 + Math.random() * 0.4) : intervalMs
+      const timer = setTimeout(async () => {
+        this.#timers.delete(timer)
+        await step()
+        schedule()
+      }, waitMs)
+      this.#timers.add(timer)
+    }
+    schedule()
+  }
+
+  #reportError(error: unknown, during: string): void {
+    this.#logger.error({ error: describeError(error), during, workerId: this.#workerId }, `skiplock worker error during ${during}`)
+    if (this.listenerCount('error') > 0) this.emit('error', { error, during })
+    else if (this.#logger === silentLogger) console.error(`skiplock worker error during ${during}:`, describeError(error).message)
+  }
+
+  /** Asks for a fetch: runs one now, or another right after the one in flight. */
+  #wake(): void {
+    if (this.#state !== 'running') return
+    if (this.#isFetching) {
+      this.#shouldFetchAgain = true
+      return
+    }
+    void this.#fetch()
+  }
+
+  async #fetch(): Promise<void> {
+    this.#isFetching = true
+    try {
+      do {
+        this.#shouldFetchAgain = false
+        const { concurrency, batchSize } = this.#options
+        const room = concurrency + batchSize - this.#running.size - this.#buffer.length
+        // Too little room: wait until enough jobs finish to make a fetch worth its round trip.
+        if (room < Math.max(1, Math.floor(batchSize / 2)) || this.#workerId === undefined) break
+        const jobs = await fetchJobs(toQueryable(this.#pool), this.#options.schema, {
+          workerId: this.#workerId,
+          queueNames: this.#options.queues ?? null,
+          batchSize: room,
+        })
+        this.#fetchFailures = 0
+        this.#isQueueDrained = jobs.length < room
+        if (this.#state !== 'running') {
+          // Stopped while fetching: these were never started, give them back.
+          for (const job of jobs) void this.#completer.release(job)
+          break
+        }
+        for (const job of jobs) this.emit('job:fetched', { job })
+        this.#buffer.push(...jobs)
+        this.#startJobs()
+        if (!this.#isQueueDrained) this.#shouldFetchAgain = true
+      } while (this.#shouldFetchAgain && this.#state === 'running')
+    } catch (error) {
+      this.#fetchFailures += 1
+      this.#reportError(error, 'fetch')
+      await delay(Math.min(10_000, 100 * 2 ** this.#fetchFailures))
+      this.#shouldFetchAgain = true
+    } finally {
+      this.#isFetching = false
+    }
+    if (this.#shouldFetchAgain && this.#state === 'running') this.#wake()
+  }
+
+  #startJobs(): void {
+    while (this.#running.size < this.#options.concurrency && this.#buffer.length > 0) {
+      this.#run(this.#buffer.shift()!)
+    }
+  }
+
+  #run(job: Job): void {
+    const controller = new AbortController()
+    const entry: RunningJob = { job, controller, isOutcomeRecorded: false, settled: Promise.resolve() }
+    this.#running.set(job.id, entry)
+    entry.settled = this.#execute(entry).finally(() => {
+      this.#running.delete(job.id)
+      if (this.#state !== 'running') return
+      this.#startJobs()
+      if (!this.#isQueueDrained) this.#wake()
+    })
+  }
+
+  async #execute(entry: RunningJob): Promise<void> {
+    const { job, controller } = entry
+    const task = this.#tasks.get(job.taskName)
+    this.emit('job:started', { job })
+    let timeout: NodeJS.Timeout | undefined
+    let outcome: Outcome | undefined
+    let result: unknown
+    let error: unknown
+    try {
+      if (!task) {
+        throw new NonRetryableError(`task ${JSON.stringify(job.taskName)} is not registered in this worker`, {
+          cause: new UnknownTaskError({ taskName: job.taskName, knownTaskNames: [...this.#tasks.keys()] }),
+        })
+      }
+      const payload = await validatePayload(task, job.payload).catch((validationError: unknown) => {
+        throw new NonRetryableError((validationError as Error).message, { cause: validationError })
+      })
+      const timeoutMs = task.definition.timeoutMs
+      if (timeoutMs !== undefined) {
+        timeout = setTimeout(() => {
+          const timeoutError = new JobTimeoutError({ jobId: job.id, timeoutMs })
+          controller.abort(timeoutError)
+          // Record the failure now, so a handler that ignores its signal does not hold up the retry.
+          entry.isOutcomeRecorded = true
+          void this.#recordFailure(task, job, timeoutError)
+        }, timeoutMs)
+      }
+      const context = { job, signal: controller.signal, logger: this.#logger }
+      if (task.definition.transactional) {
+        ;({ outcome, result } = await this.#runInTransaction(task, job, payload, context))
+      } else {
+        result = await task.definition.handler(payload, context)
+      }
+    } catch (handlerError) {
+      error = handlerError
+    } finally {
+      clearTimeout(timeout)
+    }
+    if (entry.isOutcomeRecorded) return
+    if (outcome) return this.#emitOutcome(job, outcome, undefined, result)
+    if (error === undefined) {
+      let resultJson: string
+      try {
+        resultJson = toStorableJson(result ?? null, { taskName: job.taskName, maxBytes: Number.POSITIVE_INFINITY })
+      } catch (resultError) {
+        return this.#recordFailure(task, job, new NonRetryableError(`the handler's result cannot be stored: ${(resultError as Error).message}`, { cause: resultError }))
+      }
+      return this.#emitOutcome(job, await this.#completer.complete(job, resultJson), undefined, result)
+    }
+    if (controller.signal.reason instanceof WorkerStoppedError) {
+      // The worker stopped the handler: this attempt did not really run, so it does not count.
+      return this.#emitOutcome(job, await this.#completer.release(job), undefined, undefined)
+    }
+    return this.#recordFailure(task, job, error)
+  }
+
+  /** Runs a transactional handler and completes its job in the same transaction, alone. */
+  async #runInTransaction(task: Task, job: Job, payload: unknown, context: object): Promise<{ outcome: Outcome; result: unknown }> {
+    const client = await this.#pool.connect()
+    let isBroken = false
+    try {
+      await client.query('begin')
+      const result = await task.definition.handler(payload, { ...context, tx: client })
+      const resultJson = toStorableJson(result ?? null, { taskName: job.taskName, maxBytes: Number.POSITIVE_INFINITY })
+      const [completed] = await completeJobs(toQueryable(client), this.#options.schema, job.workerId!, [{ jobId: job.id, attempt: job.attempts, resultJson }])
+      if (!completed) {
+        // The lease was lost: the handler's writes must not commit without the completion.
+        await client.query('rollback')
+        return { outcome: { kind: 'lease-lost' }, result }
+      }
+      if (this.#options.onJobsCompleting) await this.#options.onJobsCompleting(client, [completed])
+      await client.query('commit')
+      return { outcome: { kind: 'completed', job: completed }, result }
+    } catch (error) {
+      await client.query('rollback').catch(() => {
+        isBroken = true
+      })
+      throw error
+    } finally {
+      client.release(isBroken)
+    }
+  }
+
+  async #recordFailure(task: Task | undefined, job: Job, error: unknown): Promise<void> {
+    const isRetryable = !(error instanceof NonRetryableError || error instanceof InvalidPayloadError)
+    const backoff = task?.definition.backoff
+    const retryAt = isRetryable && backoff ? new Date(Date.now() + backoffDelayMs(backoff, job.attempts)) : null
+    const details = describeError(error)
+    const cause = error instanceof Error && error.cause !== undefined ? describeError(error.cause) : undefined
+    const outcome = await this.#completer.fail(job, {
+      error: { ...details, ...(cause ? { cause } : {}) },
+      retryAt,
+      isRetryable,
+    })
+    this.#emitOutcome(job, outcome, error, undefined)
+  }
+
+  #emitOutcome(job: Job, outcome: Outcome, error: unknown, result: unknown): void {
+    switch (outcome.kind) {
+      case 'completed':
+        this.emit('job:completed', { job: outcome.job, result })
+        break
+      case 'failed': {
+        const willRetry = outcome.outcome.state === 'todo'
+        this.#logger.warn({ jobId: job.id, task: job.taskName, attempt: job.attempts, willRetry, error: describeError(error).message }, 'job failed')
+        this.emit('job:failed', { job, error, willRetry, state: outcome.outcome.state, runAt: outcome.outcome.runAt })
+        break
+      }
+      case 'released':
+        this.emit('job:released', { job })
+        break
+      case 'lease-lost':
+        this.#logger.warn({ jobId: job.id, task: job.taskName }, 'job was rescued from this worker; its outcome was not recorded')
+        this.emit('job:lease-lost', { job })
+        break
+    }
+    // A finished job with a lock frees the next job of that lock: look for it now rather than at the next poll.
+    if (job.lock !== null && this.#state === 'running') {
+      this.#isQueueDrained = false
+      this.#wake()
+    }
+  }
+
+  async #heartbeat(): Promise<void> {
+    const workerId = this.#workerId
+    if (workerId === undefined) return
+    try {
+      const cancelled = await heartbeat(toQueryable(this.#pool), this.#options.schema, workerId)
+      for (const jobId of cancelled) this.#running.get(jobId)?.controller.abort(new JobCancelledError({ jobId }))
+    } catch (error) {
+      this.#reportError(error, 'heartbeat')
+      if (error instanceof WorkerNotRegisteredError && this.#state === 'running') await this.#reregister()
+    }
+  }
+
+  /** Presumed dead by another worker: its jobs were rescued, so drop them and start over under a new id. */
+  async #reregister(): Promise<void> {
+    for (const entry of this.#running.values()) entry.controller.abort(new WorkerStoppedError())
+    this.#buffer = []
+    try {
+      this.#workerId = await registerWorker(toQueryable(this.#pool), this.#options.schema, this.#options.name, this.#options.leaseSeconds)
+      this.#logger.warn({ workerId: this.#workerId }, 'worker registered again after it was presumed dead')
+      this.#wake()
+    } catch (error) {
+      this.#reportError(error, 'register')
+    }
+  }
+
+  async #maintain(): Promise<void> {
+    try {
+      const rescued = await rescueJobs(toQueryable(this.#pool), this.#options.schema)
+      if (rescued.length > 0) {
+        this.#logger.warn({ count: rescued.length }, 'rescued jobs of workers presumed dead')
+        this.emit('jobs:rescued', { jobs: rescued })
+        this.#isQueueDrained = false
+        this.#wake()
+      }
+      if (this.#options.pruneAfterMs !== false) {
+        await pruneJobs(toQueryable(this.#pool), this.#options.schema, { finishedBefore: new Date(Date.now() - this.#options.pruneAfterMs) })
+      }
+    } catch (error) {
+      this.#reportError(error, 'maintenance')
+    }
+  }
+}
+
+/**
+ * Creates a worker; call `start()` to run it and `stop()` to shut it down gracefully.
+ * @throws {InvalidArgumentError} for an invalid option, before connecting.
+ * @example
+ * const worker = createWorker({ connectionString, tasks: [sendEmail], concurrency: 20, handleSignals: true })
+ * await worker.start()
+ */
+export function createWorker(options: WorkerOptions): Worker {
+  return new Worker(options)
+}
+
+/** A wait that does not keep the process alive on its own. */
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref())
+}
+
+function withoutUndefined<T extends object>(value: T): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([, entry]) => entry !== undefined)) as Partial<T>
+}
