@@ -41,6 +41,7 @@ export const test = baseTest.extend<{ db: TestDatabase }>({
 
     const url = databaseUrl(adminUrl, name)
     const pool = new pg.Pool({ connectionString: url, max: 10, application_name: 'skiplock-test' })
+    pool.on('error', () => {})
     const clients: pg.Client[] = []
     const database: TestDatabase = {
       name,

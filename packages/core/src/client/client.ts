@@ -1,5 +1,6 @@
 import {
   cancelJob,
+  JobNotFoundError,
   DEFAULT_SCHEMA,
   deferJobIds,
   deferJobs,
@@ -81,7 +82,7 @@ export function createClient(options: ClientOptions): Client {
   if (!options.pool && !options.connectionString) {
     throw new TypeError('createClient needs a connectionString or a pool')
   }
-  const pool = options.pool ?? new pg.Pool({ connectionString: options.connectionString, max: 4, application_name: 'skiplock-client' })
+  const pool = options.pool ?? createPool(options.connectionString)
   const db = toQueryable(pool)
   const maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES
   const waiter = new ResultWaiter({
@@ -132,13 +133,13 @@ export function createClient(options: ClientOptions): Client {
     },
 
     async result(job, resultOptions = {}) {
-      const jobId = typeof job === 'string' ? job : job.id
+      const jobId = checkJobId(typeof job === 'string' ? job : job.id)
       return (await waiter.wait(jobId, { timeoutMs: resultOptions.timeoutMs ?? 30_000, signal: resultOptions.signal })) as never
     },
 
-    cancel: (jobId) => cancelJob(db, schema, jobId),
-    retry: (jobId, retryOptions = {}) => retryJob(db, schema, jobId, retryOptions.runAt),
-    getJob: async (jobId) => (await findJobs(db, schema, [jobId]))[0] as never,
+    cancel: async (jobId) => cancelJob(db, schema, checkJobId(jobId)),
+    retry: async (jobId, retryOptions = {}) => retryJob(db, schema, checkJobId(jobId), retryOptions.runAt),
+    getJob: async (jobId) => (isJobId(jobId) ? ((await findJobs(db, schema, [jobId]))[0] as never) : undefined),
     listJobs: (listOptions = {}) => listJobs(db, schema, { state: listOptions.state, queueName: listOptions.queue, limit: listOptions.limit }),
     stats: () => queueStats(db, schema),
 
@@ -147,4 +148,22 @@ export function createClient(options: ClientOptions): Client {
       if (!options.pool) await pool.end()
     },
   }
+}
+
+function isJobId(jobId: string): boolean {
+  return /^[1-9][0-9]{0,18}$/.test(jobId)
+}
+
+/** Ids are bigint in decimal: anything else names no job. */
+function checkJobId(jobId: string): string {
+  if (!isJobId(jobId)) throw new JobNotFoundError({ jobId })
+  return jobId
+}
+
+function createPool(connectionString: string | undefined): pg.Pool {
+  const pool = new pg.Pool({ connectionString, max: 4, application_name: 'skiplock-client' })
+  // An idle connection that dies (a server restart, a terminated backend) is replaced on next use;
+  // it must not crash the producer's process.
+  pool.on('error', () => {})
+  return pool
 }
