@@ -301,3 +301,25 @@ describe('graceful stop', () => {
     expect((await db.query(`select state, attempts from skiplock.jobs where id = $1`, [job.id])).rows).toEqual([{ state: 'todo', attempts: 0 }])
   })
 })
+
+describe('observability', () => {
+  test('logs through the given logger, and no line carries the connection password', async ({ db, skiplock, startWorker }) => {
+    const url = new URL(db.url)
+    // Trust auth ignores a password, so one is always present to be leaked.
+    if (!url.password) url.password = 'trust-ignores-this-password'
+    const lines: string[] = []
+    const capture = (level: string) => (fields: object, message?: string) => lines.push(JSON.stringify({ level, ...fields, message }))
+    const logger = { debug: capture('debug'), info: capture('info'), warn: capture('warn'), error: capture('error') }
+    const failing = defineTask({ name: 'failing', maxAttempts: 1, handler: async () => { throw new Error('nope') } })
+    const worker = await startWorker({ tasks: [failing, echo], logger, connectionString: url.toString() })
+    const failed = worker.once('job:failed')
+    await skiplock.defer(failing, {})
+    await failed
+    await db.query(`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'skiplock-listener' and datname = current_database()`)
+    await waitFor(() => lines.some((line) => line.includes('"during":"listen"')), { description: 'the listener error to be logged' })
+    await worker.stop()
+    expect(lines.some((line) => line.includes('worker started'))).toBe(true)
+    expect(lines.some((line) => line.includes('job failed'))).toBe(true)
+    expect(lines.filter((line) => line.includes(url.password))).toEqual([])
+  })
+})
