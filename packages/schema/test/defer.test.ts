@@ -32,7 +32,7 @@ describe('defer_jobs', () => {
     expect(rowCount).toBe(0)
   })
 
-  test('notifies once per insert statement and queue, never per row', async ({ db }) => {
+  test('notifies once per call and queue, never per job', async ({ db }) => {
     const listener = await db.connect()
     const notifications: { channel: string; payload: string | undefined }[] = []
     listener.on('notification', (message) => notifications.push({ channel: message.channel, payload: message.payload }))

@@ -58,3 +58,10 @@ test('defer_jobs enforces the caller\'s payload limit', async ({ db }) => {
   const { rows } = await db.query(`select id from skiplock.defer_jobs(array['t'], array['"0123456789"'], max_payload_bytes => 12)`)
   expect(rows).toHaveLength(1)
 })
+
+test('has_pending_jobs is true while a queue has waiting or running jobs', async ({ db }) => {
+  expect((await db.query(`select skiplock.has_pending_jobs('q') as pending`)).rows[0].pending).toBe(false)
+  await db.query(`select skiplock.defer_jobs(array['t'], queue_names => array['q'], run_ats => array[now() + interval '1 hour'])`)
+  expect((await db.query(`select skiplock.has_pending_jobs('q') as pending`)).rows[0].pending).toBe(true)
+  expect((await db.query(`select skiplock.has_pending_jobs('other') as pending`)).rows[0].pending).toBe(false)
+})

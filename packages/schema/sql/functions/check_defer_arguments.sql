@@ -46,8 +46,10 @@ begin
   select t.position, t.task_name
   into v_bad
   from unnest(check_defer_arguments.task_names) with ordinality as t(task_name, position)
+  -- A length test and a negated character class: many times cheaper per row than one anchored pattern.
   where t.task_name is null
-    or t.task_name !~ '^[A-Za-z0-9_.:/-]{1,128}$'
+    or length(t.task_name) not between 1 and 128
+    or t.task_name ~ '[^A-Za-z0-9_.:/-]'
   limit 1;
   if found then
     raise exception 'defer_jobs: task name % at position % is invalid',
@@ -60,7 +62,8 @@ begin
   select q.position, q.queue_name
   into v_bad
   from unnest(check_defer_arguments.queue_names) with ordinality as q(queue_name, position)
-  where q.queue_name !~ '^[A-Za-z0-9_.:/-]{1,128}$'
+  where length(q.queue_name) not between 1 and 128
+    or q.queue_name ~ '[^A-Za-z0-9_.:/-]'
   limit 1;
   if found then
     raise exception 'defer_jobs: queue name % at position % is invalid', quote_literal(v_bad.queue_name), v_bad.position

@@ -72,6 +72,7 @@ begin
         ) as n
         order by n.position
         returning j.*;
+      perform skiplock.notify_queues(defer_jobs.queue_names);
       return;
     end if;
 
@@ -106,6 +107,7 @@ begin
     select array_agg(i.id)
     into v_inserted_ids
     from inserted as i;
+    perform skiplock.notify_queues(defer_jobs.queue_names);
   exception
     when untranslatable_character or invalid_text_representation or character_not_in_repertoire then
       v_position := skiplock.first_unstorable_payload(defer_jobs.payloads);

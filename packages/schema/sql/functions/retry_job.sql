@@ -44,6 +44,11 @@ begin
       skiplock.waiting_queueing_lock(r.queueing_lock), r.errors, r.created_at
     from retried as r
     returning j.*;
+  perform skiplock.notify_queues(array(
+    select j.queue_name
+    from skiplock.jobs as j
+    where j.id = retry_job.job_id
+  ));
 end;
 $$;
 

@@ -95,28 +95,6 @@ create table skiplock.workers (
 
 comment on table skiplock.workers is 'Live workers; a worker whose heartbeat is older than its lease is presumed dead and its jobs are rescued.';
 
--- One notification per insert statement and queue, never per row: NOTIFY takes a global lock at commit.
--- The channel is "<schema>_jobs" and the payload the queue name. Polling stays the correctness path.
-create function skiplock.tg_jobs__notify_inserted() returns trigger
-  language plpgsql
-as $$
-begin
-  perform pg_notify(tg_table_schema || '_jobs', q.queue_name)
-  from (
-    select distinct i.queue_name
-    from inserted as i
-    where i.state = 'todo'
-  ) as q;
-  return null;
-end;
-$$;
-
-create trigger tg_jobs__notify_inserted
-  after insert on skiplock.jobs
-  referencing new table as inserted
-  for each statement
-  execute function skiplock.tg_jobs__notify_inserted();
-
 -- Producers awaiting a result listen on "<schema>_finished". One notification per statement: the payload
 -- lists the finished ids when they fit in a notification, and is empty otherwise ("look for yourself").
 create function skiplock.tg_finished_jobs__notify_finished() returns trigger

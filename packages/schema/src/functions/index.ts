@@ -5,6 +5,20 @@ export { failJobs, type FailOutcome, type Failure } from './fail-jobs.ts'
 export { fetchJobs, type FetchJobsArgs } from './fetch-jobs.ts'
 export { toJob, type AnyJobRow, type Job, type JobError, type JobRow, type JobState } from './job.ts'
 export { deferPeriodicJob, pruneJobs, rescueJobs, type RescuedJob } from './maintenance.ts'
-export { findJobs, listJobs, queueStats, type QueueStats } from './read-jobs.ts'
+export { findJobs, hasPendingJobs, listJobs, queueStats, type QueueStats } from './read-jobs.ts'
+export {
+  countResults,
+  findJobResults,
+  type JobResult,
+  type JobResultRow,
+  listJobResults,
+  readRunJobs,
+  type ResultCounts,
+  type RunJobRow,
+  storeResults,
+  summarizeWorkerResults,
+  toJobResult,
+  type WorkerResultSummary,
+} from './results.ts'
 export { retryJob } from './retry-job.ts'
 export { heartbeat, registerWorker, releaseJobs, unregisterWorker } from './workers.ts'

@@ -54,3 +54,9 @@ export async function queueStats(db: Queryable, schema: string): Promise<QueueSt
     oldestWaitingAt: row.oldest_waiting_at as Date | null,
   }))
 }
+
+/** Calls `has_pending_jobs`: whether the queue still has waiting or running jobs. */
+export async function hasPendingJobs(db: Queryable, schema: string, queueName: string): Promise<boolean> {
+  const rows = await callSql<{ pending: boolean }>(db, schema, (s) => `select ${s}.has_pending_jobs($1) as pending`, [queueName])
+  return rows[0]!.pending
+}
