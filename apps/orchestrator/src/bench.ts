@@ -43,6 +43,10 @@ function scenarioArgs(scenarioName: string, runId: string, scenario: Scenario): 
     '--distribution', scenario.distribution, '--failure-rate', String(scenario.failureRate),
     '--max-attempts', String(scenario.maxAttempts), '--batch-size', String(scenario.batchSize),
     ...(scenario.rate === null ? [] : ['--rate', String(scenario.rate)]),
+    '--processes', String(scenario.processes), '--concurrency', String(scenario.concurrency),
+    '--pool-size', String(scenario.poolSize), scenario.listen ? '--listen' : '--no-listen',
+    scenario.workersFirst ? '--workers-first' : '--no-workers-first',
+    ...(typeof scenario.database.max_connections === 'number' ? ['--max-connections', String(scenario.database.max_connections)] : []),
   ]
 }
 
@@ -58,7 +62,8 @@ async function main(argv: readonly string[]): Promise<number> {
   console.error(`bench: scenario ${scenarioName}, run ${runId}: ${scenario.jobs} jobs, ${scenario.processes} processes x ${scenario.concurrency}`)
 
   await using server = await startDatabaseServer({ databaseUrl: (options['database-url'] as string | undefined) ?? process.env.DATABASE_URL, settings: scenario.database })
-  console.error(`bench: database: ${server.kind === 'embedded' ? 'embedded PostgreSQL' : server.kind === 'container' ? 'PostgreSQL container' : 'DATABASE_URL'}`)
+  const where = server.kind === 'embedded' ? `embedded PostgreSQL (postmaster ${server.postmasterPid}, ${server.dataDirectory})` : server.kind === 'container' ? 'a PostgreSQL container' : 'DATABASE_URL'
+  console.error(`bench: database: ${where}`)
   await migrate(server.url)
   // The URL travels in the environment, not on command lines other users can read.
   const env = { ...process.env, DATABASE_URL: server.url }

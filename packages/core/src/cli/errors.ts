@@ -1,3 +1,4 @@
+import { SchemaVersionError } from '@skiplock/schema'
 import { CommanderError } from 'commander'
 
 import { SkiplockError } from '../index.ts'
@@ -30,8 +31,9 @@ const secrets = new Set<string>()
  */
 export function hideUrlPassword(url: string): void {
   try {
-    const password = decodeURIComponent(new URL(url).password)
-    if (password) secrets.add(password)
+    const encodedPassword = new URL(url).password
+    // Both spellings: a message may quote the URL as given or the password as pg decoded it.
+    if (encodedPassword) secrets.add(encodedPassword).add(decodeURIComponent(encodedPassword))
   } catch {
     // Not a URL that `new URL` parses: pg will reject it with its own message, which holds no password field.
   }
@@ -59,6 +61,10 @@ export function reportError(error: unknown): number {
     return EXIT_USAGE
   }
   printError(describeFailure(error))
+  // The message always says "upgrade skiplock", which is the wrong advice when the database is the one behind.
+  if (error instanceof SchemaVersionError && (error.actual === 'none' || error.actual < error.expected)) {
+    printError('the database is behind this version of skiplock: run skiplock migrate')
+  }
   return EXIT_FAILURE
 }
 

@@ -33,6 +33,10 @@ export interface ClientOptions {
   maxPayloadBytes?: number
   /** How often `result()` polls while it waits, besides listening; default 1000. */
   resultPollIntervalMs?: number
+  /** Whether `result()` listens for outcomes (else it only polls); default true. Behind a transaction-mode pooler, give `listenConnectionString` or set false. */
+  listen?: boolean
+  /** A direct URL for the listening connection when `connectionString` goes through a pooler. */
+  listenConnectionString?: string
 }
 
 /** Options of `deferMany`. */
@@ -88,7 +92,8 @@ export function createClient(options: ClientOptions): Client {
   const waiter = new ResultWaiter({
     pool,
     schema,
-    connectionString: options.connectionString ?? (pool.options as { connectionString?: string }).connectionString,
+    connectionString:
+      options.listen === false ? undefined : (options.listenConnectionString ?? options.connectionString ?? (pool.options as { connectionString?: string }).connectionString),
     pollIntervalMs: options.resultPollIntervalMs ?? 1000,
   })
 

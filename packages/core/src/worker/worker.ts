@@ -79,7 +79,8 @@ export interface WorkerOptions {
 /** Every event a worker emits. */
 export interface WorkerEvents extends Record<string, unknown> {
   'worker:started': { workerId: string }
-  'worker:stopped': { workerId: string | undefined }
+  /** `error` is set when the worker could not record every outcome or unregister; its jobs are then rescued after the lease. */
+  'worker:stopped': { workerId: string | undefined; error?: unknown }
   'job:fetched': { job: Job }
   'job:started': { job: Job }
   'job:completed': { job: Job; result: unknown }
@@ -303,7 +304,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       await this.#pool.end().catch(() => {})
       this.#state = 'stopped'
       this.#logger.info({ workerId: this.#workerId }, 'worker stopped')
-      this.emit('worker:stopped', { workerId: this.#workerId })
+      this.emit('worker:stopped', { workerId: this.#workerId, ...(fatalError === undefined ? {} : { error: fatalError }) })
     }
     if (fatalError !== undefined) throw fatalError
   }

@@ -14,7 +14,7 @@ export type JobState = SkiplockJobState
 /** One failed attempt, as stored in the job's error history. */
 export interface JobError {
   attempt: number
-  failedAt: string
+  failedAt: Date
   message: string
   name?: string
   stack?: string
@@ -63,7 +63,7 @@ export function toJob<Payload = unknown, Result = unknown>(row: AnyJobRow): Job<
     workerId: row.worker_id === null ? null : String(row.worker_id),
     errors: errors.map((error) => {
       const { failed_at: failedAt, ...rest } = error as Record<string, unknown>
-      return { ...rest, failedAt } as JobError
+      return { ...rest, failedAt: new Date(failedAt as string) } as JobError
     }),
     result: ('result' in row ? (row.result ?? null) : null) as Result | null,
     createdAt: row.created_at as Date,

@@ -1,5 +1,4 @@
-import type { Command } from 'commander'
-import { Option } from 'commander'
+import { type Command, Option } from 'commander'
 
 import { defineTask, type DeferOptions, InvalidPayloadError, type Task } from '../../index.ts'
 import { addConnectionOptions, type ConnectionOptions, withSession } from '../connection.ts'

@@ -1,0 +1,393 @@
+// The worker and the client behind a real PgBouncer in transaction mode, the way many deployments run
+// them: every statement may land on another server connection, named prepared statements fail, and
+// LISTEN is accepted but no notification ever arrives.
+import { type ChildProcess, spawn } from 'node:child_process'
+import { accessSync, constants, readFileSync } from 'node:fs'
+import fs from 'node:fs/promises'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+
+import { type Client, createClient, createWorker, defineTask, type Worker, type WorkerOptions } from '@skiplock/core'
+import type { TestDatabase } from '@skiplock/schema/testing'
+import pg from 'pg'
+import { describe, expect } from 'vitest'
+import { z } from 'zod'
+
+import { waitFor, test as workerTest } from './helpers.ts'
+
+/** A PgBouncer process in front of one test database; `url` is that database through it. */
+interface PgBouncer {
+  readonly url: string
+  /** The tail of PgBouncer's log. */
+  log(): string
+  /** Runs a command on PgBouncer's admin console (`SHOW CLIENTS`, ...). */
+  admin<R extends pg.QueryResultRow>(command: string): Promise<R[]>
+  /** A session through PgBouncer, ended before PgBouncer stops. */
+  connect(): Promise<pg.Client>
+}
+
+type StartWorkerOptions = Omit<WorkerOptions, 'connectionString'> & { connectionString?: string }
+
+/**
+ * `pgbouncer` in front of the test's database, `pooledSkiplock` (a client through it), and
+ * `startPooledWorker`, which starts workers whose pool goes through it. helpers' `startWorker` would
+ * stop its workers after PgBouncer is gone (fixtures tear down in reverse order of registration), and
+ * its check for leftover sessions would count PgBouncer's idle server connections, which keep the
+ * application_name of the last client they served; this one stops its workers first and asks PgBouncer.
+ */
+const test = workerTest.extend<{ pgbouncer: PgBouncer; pooledSkiplock: Client; startPooledWorker: (options: StartWorkerOptions) => Promise<Worker> }>({
+  pgbouncer: async ({ db, onTestFailed }, use) => {
+    const bouncer = await startPgBouncer(db)
+    onTestFailed(() => console.error(`pgbouncer's log:\n${bouncer.log()}`))
+    try {
+      await use(bouncer)
+    } finally {
+      await bouncer.stop()
+    }
+  },
+  // Its result() LISTENs through PgBouncer, where no notification arrives: it finds outcomes by polling.
+  pooledSkiplock: async ({ pgbouncer }, use) => {
+    const client = createClient({ connectionString: pgbouncer.url, resultPollIntervalMs: 200 })
+    await use(client)
+    await client.close()
+  },
+  startPooledWorker: async ({ db, pgbouncer }, use) => {
+    const workers: Worker[] = []
+    await use(async (options) => {
+      const worker = createWorker({ connectionString: pgbouncer.url, pollIntervalMs: 100, completionWindowMs: 1, ...options })
+      workers.push(worker)
+      await worker.start()
+      return worker
+    })
+    const stopErrors = (await Promise.allSettled(workers.map((worker) => worker.stop()))).filter((result) => result.status === 'rejected')
+    expect(stopErrors, 'workers that failed to stop').toEqual([])
+    // A stopped worker leaves no connection behind: none to PgBouncer, no direct LISTEN session.
+    await waitFor(
+      async () => {
+        const clients = await pgbouncer.admin<{ database: string; application_name: string }>('show clients')
+        const listeners = await db.query<{ count: number }>(
+          `select count(*)::int as count from pg_stat_activity where datname = current_database() and application_name = 'skiplock-listener'`,
+        )
+        return !clients.some((client) => client.database === db.name && client.application_name.startsWith('skiplock-worker')) && listeners.rows[0]!.count === 0
+      },
+      { description: 'the stopped workers to close every connection', timeoutMs: 5000 },
+    )
+  },
+})
+
+/** Each handler records its job here; no unique key, so a job that runs twice shows up twice. */
+async function createRunsTable(db: TestDatabase): Promise<void> {
+  await db.query(`create table public.runs (job_id bigint not null, task_name text not null)`)
+}
+
+async function countRuns(db: TestDatabase): Promise<{ runs: number; jobs: number }> {
+  const { rows } = await db.query<{ runs: number; jobs: number }>(
+    `select count(*)::int as runs, count(distinct job_id)::int as jobs from public.runs`,
+  )
+  return rows[0]!
+}
+
+async function countFinished(db: TestDatabase): Promise<{ state: string; attempts: number; count: number }[]> {
+  const { rows } = await db.query<{ state: string; attempts: number; count: number }>(
+    `select state::text, attempts, count(*)::int as count from skiplock.finished_jobs group by 1, 2 order by 1, 2`,
+  )
+  return rows
+}
+
+describe('behind PgBouncer in transaction mode', () => {
+  test('a worker pooling through PgBouncer and listening on a direct connection runs 200 jobs exactly once', async ({
+    db,
+    pgbouncer,
+    pooledSkiplock,
+    startPooledWorker,
+  }) => {
+    await createRunsTable(db)
+    const record = defineTask({
+      name: 'record',
+      schema: z.object({ n: z.number() }),
+      handler: async ({ n }, { job }) => {
+        await db.query(`insert into public.runs (job_id, task_name) values ($1, 'record')`, [job.id])
+        return { n }
+      },
+    })
+    // Polling is an hour away: the worker picks these jobs up only if its direct LISTEN connection hears
+    // the notifications, which would never arrive through PgBouncer.
+    const worker = await startPooledWorker({
+      listenConnectionString: db.url,
+      pollIntervalMs: 3_600_000,
+      tasks: [record],
+    })
+    const jobs = await Promise.all(Array.from({ length: 200 }, (_, n) => pooledSkiplock.defer(record, { n })))
+
+    // The client's result waiter LISTENs through PgBouncer too, where notifications never arrive: this
+    // resolves through its polling fallback (every 200 ms here).
+    expect(await pooledSkiplock.result(jobs[0]!, { timeoutMs: 20_000 })).toEqual({ n: 0 })
+    const results = await Promise.all(jobs.map((job) => pooledSkiplock.result(job, { timeoutMs: 20_000 })))
+    expect(results).toEqual(jobs.map((_, n) => ({ n })))
+
+    expect(await countFinished(db)).toEqual([{ state: 'succeeded', attempts: 1, count: 200 }])
+    expect(await countRuns(db)).toEqual({ runs: 200, jobs: 200 })
+    // The worker's pool really is a PgBouncer client, not a direct connection.
+    const clients = await pgbouncer.admin<{ database: string; application_name: string }>('show clients')
+    expect(clients.filter((client) => client.database === db.name).map((client) => client.application_name)).toContain(
+      `skiplock-worker ${os.hostname()}:${process.pid}`,
+    )
+    expect(worker.runningCount).toBe(0)
+  })
+
+  test('a polling worker (listen: false) runs plain and transactional jobs, and defer follows the caller\'s transaction', async ({
+    db,
+    pgbouncer,
+    pooledSkiplock,
+    startPooledWorker,
+  }) => {
+    await createRunsTable(db)
+    await db.query(`create table public.orders (id int primary key)`)
+    const record = defineTask({
+      name: 'record',
+      handler: async (_payload: { n: number }, { job }) => {
+        await db.query(`insert into public.runs (job_id, task_name) values ($1, 'record')`, [job.id])
+        return 'plain'
+      },
+    })
+    const recordInTx = defineTask({
+      name: 'record-in-tx',
+      transactional: true,
+      handler: async (_payload: { n: number }, { job, tx }) => {
+        // Through PgBouncer: begin, these writes, the completion and commit share one server connection.
+        await tx.query(`insert into public.runs (job_id, task_name) values ($1, 'record-in-tx')`, [job.id])
+        const { rows } = await tx.query<{ count: number }>(`select count(*)::int as count from public.runs where job_id = $1`, [job.id])
+        return rows[0]!.count
+      },
+    })
+    await startPooledWorker({ listen: false, pollIntervalMs: 100, tasks: [record, recordInTx] })
+
+    const plainJobs = await Promise.all(Array.from({ length: 50 }, (_, n) => pooledSkiplock.defer(record, { n })))
+    const transactionalIds = await pooledSkiplock.deferMany(recordInTx, Array.from({ length: 50 }, (_, n) => ({ n })))
+
+    // A defer inside the caller's transaction on a PgBouncer session: it exists only if that transaction commits.
+    const session = await pgbouncer.connect()
+    await session.query('begin')
+    await session.query(`insert into public.orders (id) values (1)`)
+    const rolledBack = await pooledSkiplock.defer(recordInTx, { n: -1 }, { tx: session })
+    await session.query('rollback')
+    expect(await pooledSkiplock.getJob(rolledBack.id)).toBeUndefined()
+
+    await session.query('begin')
+    await session.query(`insert into public.orders (id) values (2)`)
+    const committed = await pooledSkiplock.defer(recordInTx, { n: -2 }, { tx: session })
+    await session.query('commit')
+
+    expect(await Promise.all(plainJobs.map((job) => pooledSkiplock.result(job, { timeoutMs: 20_000 })))).toEqual(plainJobs.map(() => 'plain'))
+    const transactionalResults = await Promise.all(
+      [...transactionalIds, committed.id].map((id) => pooledSkiplock.result(id, { timeoutMs: 20_000 })),
+    )
+    // Each transactional handler saw its own write, once, inside its transaction.
+    expect(transactionalResults).toEqual(Array(51).fill(1))
+
+    expect(await pooledSkiplock.getJob(rolledBack.id)).toBeUndefined()
+    expect((await db.query(`select id from public.orders order by id`)).rows).toEqual([{ id: 2 }])
+    expect(await countFinished(db)).toEqual([{ state: 'succeeded', attempts: 1, count: 101 }])
+    expect(await countRuns(db)).toEqual({ runs: 101, jobs: 101 })
+    const { rows: runsByTask } = await db.query(`select task_name, count(*)::int as count from public.runs group by 1 order by 1`)
+    expect(runsByTask).toEqual([
+      { task_name: 'record', count: 50 },
+      { task_name: 'record-in-tx', count: 51 },
+    ])
+    expect((await db.query(`select count(*)::int as count from skiplock.jobs`)).rows).toEqual([{ count: 0 }])
+  })
+})
+
+/**
+ * Starts Debian's PgBouncer on a free loopback port in transaction mode, in front of the test database,
+ * with its config in a temporary directory. Clients authenticate with the URL's credentials: SCRAM when
+ * the URL has a password (the embedded server), trust when it has none (a trust-auth server).
+ * @throws naming the missing package when no pgbouncer binary is installed.
+ */
+async function startPgBouncer(db: TestDatabase): Promise<PgBouncer & { stop(): Promise<void> }> {
+  const binary = findPgBouncer()
+  const direct = new URL(db.url)
+  const user = decodeURIComponent(direct.username) || process.env.PGUSER || os.userInfo().username
+  const password = decodeURIComponent(direct.password)
+  const database = decodeURIComponent(direct.pathname.slice(1))
+  const host = direct.hostname.replace(/^\[(.*)\]$/, '$1')
+  const port = direct.port || '5432'
+
+  const directory = await fs.mkdtemp(path.join(os.tmpdir(), 'skiplock-pgbouncer-'))
+  // PgBouncer refuses to run as root: as root it drops to an unprivileged user, who must read the directory.
+  const runAs = process.getuid?.() === 0 ? unprivilegedUser() : undefined
+  let child: ChildProcess | undefined
+  // A test process that exits without the fixture's teardown must not leave PgBouncer running.
+  const killOnExit = () => child?.kill('SIGKILL')
+  const sessions: pg.Client[] = []
+  try {
+    const userlistPath = path.join(directory, 'userlist.txt')
+    await fs.writeFile(userlistPath, `${quoteUserlist(user)} ${quoteUserlist(password)}\n`, { mode: 0o600 })
+    if (runAs) {
+      await fs.chown(directory, runAs.uid, runAs.gid)
+      await fs.chown(userlistPath, runAs.uid, runAs.gid)
+    }
+    let lastError: unknown
+    // The free port is free when we look: another process may take it before PgBouncer binds it.
+    for (let attempt = 1; attempt <= 3; attempt += 1) {
+      const listenPort = await freeLoopbackPort()
+      const configPath = path.join(directory, 'pgbouncer.ini')
+      await fs.writeFile(
+        configPath,
+        [
+          '[databases]',
+          `${database} = host=${host} port=${port} dbname=${database} user=${user}`,
+          '[pgbouncer]',
+          'listen_addr = 127.0.0.1',
+          `listen_port = ${listenPort}`,
+          'unix_socket_dir =',
+          `auth_type = ${password ? 'scram-sha-256' : 'trust'}`,
+          `auth_file = ${userlistPath}`,
+          `admin_users = ${user}`,
+          'pool_mode = transaction',
+          'default_pool_size = 20',
+          'max_client_conn = 200',
+          'server_tls_sslmode = disable',
+          'log_connections = 0',
+          'log_disconnections = 0',
+          '',
+        ].join('\n'),
+        { mode: 0o600 },
+      )
+      if (runAs) await fs.chown(configPath, runAs.uid, runAs.gid)
+      const started = spawn(binary, [...(runAs ? ['-u', runAs.name] : []), configPath], { stdio: ['ignore', 'ignore', 'pipe'] })
+      child = started
+      process.once('exit', killOnExit)
+      let log = ''
+      started.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+        log = (log + chunk).slice(-16_000)
+      })
+      try {
+        await waitUntilUp(started, () => log)
+        const url = new URL(db.url)
+        url.hostname = '127.0.0.1'
+        url.port = String(listenPort)
+        url.search = ''
+        const pooledUrl = url.toString()
+        return {
+          url: pooledUrl,
+          log: () => log,
+          admin: async (command) => {
+            const admin = new pg.Client({ connectionString: databaseUrl(pooledUrl, 'pgbouncer') })
+            await admin.connect()
+            try {
+              return (await admin.query(command)).rows
+            } finally {
+              await admin.end()
+            }
+          },
+          connect: async () => {
+            const session = new pg.Client({ connectionString: pooledUrl, application_name: 'skiplock-test' })
+            session.on('error', () => {})
+            await session.connect()
+            sessions.push(session)
+            return session
+          },
+          stop: async () => {
+            await Promise.all(sessions.map((session) => session.end().catch(() => {})))
+            await stopProcess(started)
+            process.off('exit', killOnExit)
+            await fs.rm(directory, { recursive: true, force: true })
+          },
+        }
+      } catch (error) {
+        lastError = error
+        await stopProcess(started)
+        process.off('exit', killOnExit)
+        child = undefined
+        if (!String(error).includes('Address already in use')) break
+      }
+    }
+    throw lastError
+  } catch (error) {
+    await fs.rm(directory, { recursive: true, force: true })
+    throw error
+  }
+}
+
+/** Debian's pgbouncer: on PATH, or in /usr/sbin, which is not on a non-root PATH. */
+function findPgBouncer(): string {
+  const directories = [...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean), '/usr/sbin', '/usr/local/sbin']
+  for (const directory of directories) {
+    const candidate = path.join(directory, 'pgbouncer')
+    try {
+      accessSync(candidate, constants.X_OK)
+      return candidate
+    } catch {
+      // Not here.
+    }
+  }
+  throw new Error(
+    'pgbouncer is not installed, so the PgBouncer tests cannot run. Install Debian\'s PgBouncer ' +
+      '(`apt-get install -y pgbouncer`, which provides /usr/sbin/pgbouncer); .ci/run installs it when it runs as root.',
+  )
+}
+
+/** `postgres` (as the Debian package expects), else `nobody`. */
+function unprivilegedUser(): { name: string; uid: number; gid: number } {
+  const users = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .map((line) => line.split(':'))
+    .map(([name, , uid, gid]) => ({ name: name ?? '', uid: Number(uid), gid: Number(gid) }))
+  const user = users.find((entry) => entry.name === 'postgres') ?? users.find((entry) => entry.name === 'nobody')
+  if (!user) throw new Error('running as root, PgBouncer needs an unprivileged user to run as: neither postgres nor nobody exists')
+  return user
+}
+
+function quoteUserlist(value: string): string {
+  return `"${value.replaceAll('"', '""')}"`
+}
+
+function databaseUrl(url: string, database: string): string {
+  const parsed = new URL(url)
+  parsed.pathname = `/${encodeURIComponent(database)}`
+  return parsed.toString()
+}
+
+async function freeLoopbackPort(): Promise<number> {
+  const server = net.createServer()
+  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as net.AddressInfo
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+/** Resolves once PgBouncer logs that it is up (it has bound its port by then); rejects with its log if it exits first. */
+function waitUntilUp(child: ChildProcess, log: () => string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const settle = (error?: Error) => {
+      clearTimeout(timer)
+      child.stderr?.off('data', onData)
+      child.off('exit', onExit)
+      child.off('error', settle)
+      if (error) reject(error)
+      else resolve()
+    }
+    const onData = () => {
+      if (log().includes('process up')) settle()
+    }
+    const onExit = (code: number | null, signal: NodeJS.Signals | null) =>
+      settle(new Error(`pgbouncer exited (${signal ?? `code ${code}`}) before it was up:\n${log()}`))
+    const timer = setTimeout(() => settle(new Error(`pgbouncer was not up within 10 s:\n${log()}`)), 10_000)
+    child.stderr?.on('data', onData)
+    child.once('exit', onExit)
+    child.once('error', settle)
+  })
+}
+
+/** SIGTERM (immediate shutdown), then SIGKILL if it is still there after 5 s. */
+async function stopProcess(child: ChildProcess): Promise<void> {
+  // No pid: it never started. An exit code or signal: it has already stopped.
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise((resolve) => child.once('exit', resolve))
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000)
+  await exited
+  clearTimeout(timer)
+}
