@@ -68,6 +68,27 @@ export interface SkiplockFinishedJobs {
   worker_id: Int8 | null;
 }
 
+export interface SkiplockJobResults {
+  /**
+   * The attempt that succeeded; above 1 when earlier attempts failed or their worker died.
+   */
+  attempt: number;
+  enqueued_at: Timestamp;
+  finished_at: Timestamp;
+  job_id: Int8;
+  /**
+   * The handler's return value, as stored in finished_jobs.result.
+   */
+  output: Json | null;
+  queue_name: string;
+  started_at: Timestamp;
+  task_name: string;
+  /**
+   * The name of the worker that completed the job (not its id: ids change when a worker registers again).
+   */
+  worker_name: string;
+}
+
 export interface SkiplockJobs {
   /**
    * Attempts started so far; with worker_id it is the lease token that fences a late completion.
@@ -118,6 +139,7 @@ export interface SkiplockWorkers {
 export interface DB {
   "skiplock.all_jobs": SkiplockAllJobs;
   "skiplock.finished_jobs": SkiplockFinishedJobs;
+  "skiplock.job_results": SkiplockJobResults;
   "skiplock.jobs": SkiplockJobs;
   "skiplock.migrations": SkiplockMigrations;
   "skiplock.periodic_tasks": SkiplockPeriodicTasks;
