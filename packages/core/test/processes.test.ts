@@ -16,6 +16,8 @@ interface WorkerProcess {
   child: ChildProcess
   workerId: string
   exited: Promise<number | null>
+  /** Lines the process printed after its first. */
+  lines: string[]
 }
 
 /** Spawns a worker process and resolves once it runs. Killed at the end of the test if still alive. */
@@ -28,7 +30,9 @@ async function spawnWorker(databaseUrl: string, env: Record<string, string | num
   const exited = once(child, 'exit').then(([code]) => code as number | null)
   const lines = createInterface({ input: child.stdout! })
   const first = await Promise.race([once(lines, 'line').then(([line]) => line as string), exited.then((code) => { throw new Error(`worker process exited with ${code} before it ran`) })])
-  return { child, workerId: JSON.parse(first).workerId, exited }
+  const later: string[] = []
+  lines.on('line', (line) => later.push(line))
+  return { child, workerId: JSON.parse(first).workerId, exited, lines: later }
 }
 
 const processTest = test.extend<{ children: ChildProcess[] }>({
@@ -105,6 +109,7 @@ describe('worker processes', () => {
     const worker = await spawnWorker(db.url, { CONCURRENCY: 2 }, children)
     await waitFor(async () => (await db.query(`select count(*)::int as count from skiplock.jobs where state = 'doing'`)).rows[0].count === 2, { description: 'both jobs to run' })
     worker.child.kill('SIGTERM')
+    await waitFor(() => worker.lines.length === 1, { description: 'the first signal to arrive' })
     worker.child.kill('SIGTERM')
     expect(await worker.exited).toBe(0)
     const { rows } = await db.query(`select state, attempts from skiplock.jobs order by id`)
