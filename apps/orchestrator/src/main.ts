@@ -27,6 +27,9 @@ export interface EnqueueRecord {
   jobsPerSecond: number
 }
 
+/** Concurrent insert streams for a backlog; measured with the seed-1m scenario's enqueue stage. */
+const enqueueStreams = 2
+
 const usage = `usage: orchestrator --run-id ID [--scenario NAME] [--max-jobs N] [--avg-duration S] [--distribution fixed|uniform|exponential]
        [--failure-rate P] [--batch-size N] [--rate JOBS_PER_S] [--database-url URL]`
 
@@ -58,10 +61,9 @@ async function main(argv: readonly string[]): Promise<number> {
 
 async function enqueue(client: ReturnType<typeof createClient>, scenario: Scenario, runId: string): Promise<EnqueueRecord> {
   const queue = runQueue(runId)
-  const nextDurationMs = durationSampler(scenario, runId)
   const progress = startProgress(scenario.jobs)
   let deferred = 0
-  function* payloads(count: number) {
+  function* payloads(count: number, nextDurationMs: () => number) {
     for (let i = 0; i < count; i++) {
       deferred += 1
       if (deferred % 1000 === 0) progress.update(deferred)
@@ -71,14 +73,22 @@ async function enqueue(client: ReturnType<typeof createClient>, scenario: Scenar
   const options = { queue, maxAttempts: scenario.maxAttempts, batchSize: scenario.batchSize }
   const startedAt = new Date()
   if (scenario.rate === null) {
-    await client.deferMany(benchTask, payloads(scenario.jobs), options)
+    // Inserting is bound by the server's CPU per row: two streams on two connections keep two cores busy.
+    const streams = scenario.jobs >= 2 * scenario.batchSize ? enqueueStreams : 1
+    await Promise.all(
+      Array.from({ length: streams }, (_, stream) => {
+        const count = Math.floor(scenario.jobs / streams) + (stream < scenario.jobs % streams ? 1 : 0)
+        return client.deferMany(benchTask, payloads(count, durationSampler(scenario, `${runId}/${stream}`)), options)
+      }),
+    )
   } else {
+    const nextDurationMs = durationSampler(scenario, runId)
     // Steady state: every tick, defer what the rate owes since the start.
     // Small ticks spread a low rate into single jobs; large rates go in small batches.
     const tickMs = Math.max(5, Math.min(50, 1000 / scenario.rate))
     while (deferred < scenario.jobs) {
       const owed = Math.min(scenario.jobs, Math.floor(((Date.now() - startedAt.getTime()) / 1000) * scenario.rate)) - deferred
-      if (owed > 0) await client.deferMany(benchTask, payloads(owed), options)
+      if (owed > 0) await client.deferMany(benchTask, payloads(owed, nextDurationMs), options)
       await new Promise((resolve) => setTimeout(resolve, tickMs))
     }
   }

@@ -180,6 +180,31 @@ describe('transactional handlers', () => {
     // The first attempt's insert rolled back with it; the second committed with the completion.
     expect((await db.query(`select job_id, amount from public.ledger`)).rows).toEqual([{ job_id: job.id, amount: 42 }])
   })
+
+  test('never take the last pooled connection, so other jobs and heartbeats keep going', async ({ skiplock, startWorker }) => {
+    let releaseAll: () => void = () => {}
+    const gate = new Promise<void>((resolve) => (releaseAll = resolve))
+    let holding = 0
+    const hold = defineTask({
+      name: 'hold',
+      transactional: true,
+      handler: async (_payload, { tx }) => {
+        await tx.query('select 1')
+        holding += 1
+        await gate
+      },
+    })
+    const worker = await startWorker({ tasks: [hold, echo], poolSize: 2, concurrency: 5 })
+    const held = await skiplock.deferMany(hold, [{}, {}, {}])
+    await waitFor(() => holding === 1, { description: 'one transactional handler to hold a connection' })
+    // With both connections held by transactions this job could be neither fetched nor completed.
+    const plain = await skiplock.defer(echo, { value: 'through the free connection' })
+    expect(await skiplock.result(plain, { timeoutMs: 5000 })).toEqual({ value: 'through the free connection' })
+    expect(holding).toBe(1)
+    expect(worker.runningCount).toBeGreaterThanOrEqual(2)
+    releaseAll()
+    await Promise.all(held.map((id) => skiplock.result(id, { timeoutMs: 10_000 })))
+  })
 })
 
 describe('the completion hook', () => {

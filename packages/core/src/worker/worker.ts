@@ -27,6 +27,7 @@ import { describeError, type Logger, silentLogger } from '../logger.ts'
 import { Completer, type CompletionHook, type Outcome } from './completer.ts'
 import { Listener } from './listener.ts'
 import { type PeriodicTask, PeriodicScheduler } from './periodic-scheduler.ts'
+import { Semaphore } from './semaphore.ts'
 
 /** Options of {@link createWorker}. Every number has a default that suits most queues. */
 export interface WorkerOptions {
@@ -42,7 +43,10 @@ export interface WorkerOptions {
   queues?: readonly string[]
   /** Handlers running at once; default 10. */
   concurrency?: number
-  /** Connections in the pool; the worker uses at most this plus one for LISTEN. Default 2. */
+  /**
+   * Connections in the pool; the worker uses at most this plus one for LISTEN. Default 2. Transactional
+   * handlers run at most `poolSize - 1` at a time, so one connection stays free for the worker itself.
+   */
   poolSize?: number
   /** Jobs fetched per round trip and kept ready beyond `concurrency`; default `concurrency`, at most 1000. */
   batchSize?: number
@@ -119,6 +123,11 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   readonly #listener: Listener | undefined
   readonly #periodic: PeriodicScheduler | undefined
   readonly #running = new Map<string, RunningJob>()
+  /**
+   * A transactional handler holds a pooled connection for its whole run; leaving one connection free
+   * keeps fetches, completions and heartbeats going (a starved heartbeat would get the worker presumed dead).
+   */
+  readonly #transactionSlots: Semaphore
   #buffer: Job[] = []
   #state: State = 'idle'
   #workerId: string | undefined
@@ -177,6 +186,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       throw new InvalidArgumentError({ argument: 'tasks', reason: 'two tasks share a name' })
     }
     this.#logger = options.logger ?? silentLogger
+    this.#transactionSlots = new Semaphore(Math.max(1, o.poolSize - 1))
     this.#pool = new pg.Pool({ connectionString: o.connectionString, max: o.poolSize, application_name: `skiplock-worker ${o.name}` })
     // An idle pooled connection that dies (server restart) must not crash the process.
     this.#pool.on('error', (error) => this.#reportError(error, 'pool'))
@@ -466,7 +476,11 @@ export class Worker extends TypedEmitter<WorkerEvents> {
 
   /** Runs a transactional handler and completes its job in the same transaction, alone. */
   async #runInTransaction(task: Task, job: Job, payload: unknown, context: object): Promise<{ outcome: Outcome; result: unknown }> {
-    const client = await this.#pool.connect()
+    const releaseSlot = await this.#transactionSlots.acquire()
+    const client = await this.#pool.connect().catch((error: unknown) => {
+      releaseSlot()
+      throw error
+    })
     let isBroken = false
     try {
       await client.query('begin')
@@ -488,6 +502,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       throw error
     } finally {
       client.release(isBroken)
+      releaseSlot()
     }
   }
 
