@@ -88,18 +88,27 @@ export class MigrationChecksumError extends SkiplockError {
   }
 }
 
-/** The database holds migrations this version of skiplock does not know: it is newer than the code. */
+/**
+ * The database's migrations differ from this package's: it is behind (run `migrate`) or ahead
+ * (it holds migrations this version of skiplock does not know: upgrade skiplock).
+ */
 export class SchemaVersionError extends SkiplockError {
   readonly expected: string
   readonly actual: string
+  readonly isDatabaseBehind: boolean
 
   constructor(data: { expected: string; actual: string }) {
+    // Migration names start with a zero-padded number, so they sort in order; 'none' means never migrated.
+    const isDatabaseBehind = data.actual === 'none' || data.actual < data.expected
     super(
       'SCHEMA_VERSION',
-      `database schema is at migration ${data.actual} but this skiplock knows migrations up to ${data.expected}; upgrade skiplock`,
+      isDatabaseBehind
+        ? `database schema is at migration ${data.actual} but this skiplock needs ${data.expected}; run migrate`
+        : `database schema is at migration ${data.actual} but this skiplock knows migrations up to ${data.expected}; upgrade skiplock`,
     )
     this.expected = data.expected
     this.actual = data.actual
+    this.isDatabaseBehind = isDatabaseBehind
   }
 }
 

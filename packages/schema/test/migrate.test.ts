@@ -28,12 +28,22 @@ describe('migrate', () => {
 
   test('refuses a database that has migrations this package does not know', async ({ db }) => {
     await db.query(`insert into skiplock.migrations (name, checksum) values ('9999_from_the_future', 'x')`)
-    await expect(migrate(db.url)).rejects.toMatchObject({ code: 'SCHEMA_VERSION', actual: '9999_from_the_future' })
+    await expect(migrate(db.url)).rejects.toMatchObject({
+      code: 'SCHEMA_VERSION',
+      actual: '9999_from_the_future',
+      isDatabaseBehind: false,
+      message: expect.stringContaining('upgrade skiplock'),
+    })
     await expect(checkSchema(db.url)).rejects.toBeInstanceOf(SchemaVersionError)
   })
 
   test('checkSchema rejects a database that was never migrated', async ({ db }) => {
-    await expect(checkSchema(db.url, { schema: 'never_migrated' })).rejects.toMatchObject({ code: 'SCHEMA_VERSION', actual: 'none' })
+    await expect(checkSchema(db.url, { schema: 'never_migrated' })).rejects.toMatchObject({
+      code: 'SCHEMA_VERSION',
+      actual: 'none',
+      isDatabaseBehind: true,
+      message: expect.stringContaining('run migrate'),
+    })
   })
 
   test('re-creates a function whose file changed', async ({ db }) => {

@@ -61,10 +61,7 @@ export function reportError(error: unknown): number {
     return EXIT_USAGE
   }
   printError(describeFailure(error))
-  // The message always says "upgrade skiplock", which is the wrong advice when the database is the one behind.
-  if (error instanceof SchemaVersionError && (error.actual === 'none' || error.actual < error.expected)) {
-    printError('the database is behind this version of skiplock: run skiplock migrate')
-  }
+  if (error instanceof SchemaVersionError && error.isDatabaseBehind) printError('run skiplock migrate to bring the database up to date')
   return EXIT_FAILURE
 }
 
