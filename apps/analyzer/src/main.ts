@@ -1,17 +1,19 @@
 // Reads a benchmark run's jobs and results, prints the study's tables and the lab's additions, and writes
-// perf/runs/<run-id>/: summary.md, run.json and jobs.jsonl. Exits 1 unless the verdict is lost=0 dup_results=0.
+// perf/runs/<run-id>/: summary.md, run.json, jobs.jsonl, plots/ and report.html. Exits 1 unless the verdict
+// is lost=0 dup_results=0.
 // Usage: node apps/analyzer/dist/main.js --run-id ID [--database-url URL]
-import { once } from 'node:events'
-import { createWriteStream, existsSync } from 'node:fs'
-import { readFile, writeFile } from 'node:fs/promises'
-import { cpus, totalmem } from 'node:os'
+import { existsSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 
-import { countResults, readRunJobs, type RunJobRow, toQueryable } from '@skiplock/schema'
+import { countResults, toQueryable } from '@skiplock/schema'
 import { assertReachable } from '@skiplock/schema/server'
 import pg from 'pg'
 
-import { buildReport, type EnqueueRecord } from './report.ts'
+import type { EnqueueRecord } from './report.ts'
+import { describeEnvironment, readAllJobs } from './run-database.ts'
+import { writeRunReport } from './run-report.ts'
+import { readStatementStats } from './statement-stats.ts'
 
 const usage = 'usage: analyzer --run-id ID [--database-url URL]'
 
@@ -47,56 +49,16 @@ async function main(argv: readonly string[]): Promise<number> {
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 1, application_name: 'skiplock-analyzer' })
   try {
     const db = toQueryable(pool)
+    // Before reading the jobs: the analyzer's own queries must not count as the run's statements.
+    const statements = await readStatementStats(pool)
     const jobs = await readAllJobs(db, enqueue.queue, new URL('jobs.jsonl', directory))
     const counts = await countResults(db, 'skiplock', enqueue.queue)
-    const report = buildReport(`Run ${runId} (${String(scenario.name)})`, jobs, enqueue, counts)
-    await writeFile(new URL('summary.md', directory), report.markdown)
-    await writeFile(
-      new URL('run.json', directory),
-      `${JSON.stringify({ runId, scenario, figures: report.figures, verdict: report.verdict, environment: await describeEnvironment(pool) }, null, 2)}\n`,
-    )
+    const report = await writeRunReport(directory, { runId, scenario, enqueue, jobs, counts, statements, environment: await describeEnvironment(pool) })
     console.log(report.markdown)
     console.log(report.verdict)
-    return report.figures.lost === 0 && report.figures.dupResults === 0 ? 0 : 1
+    return report.isClean ? 0 : 1
   } finally {
     await pool.end()
-  }
-}
-
-/** Pages through every job of the queue, writing each as a JSON line as it goes. */
-async function readAllJobs(db: ReturnType<typeof toQueryable>, queueName: string, jsonlFile: URL): Promise<RunJobRow[]> {
-  const out = createWriteStream(jsonlFile)
-  const jobs: RunJobRow[] = []
-  let afterId = '0'
-  for (;;) {
-    const page = await readRunJobs(db, 'skiplock', { queueName, afterId, maxRows: 50_000 })
-    for (const job of page) {
-      jobs.push(job)
-      if (!out.write(`${JSON.stringify(job)}\n`)) await once(out, 'drain')
-    }
-    if (page.length < 50_000) break
-    afterId = page.at(-1)!.jobId
-  }
-  await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())))
-  return jobs
-}
-
-/** What the run ran on: versions, the database's settings that shape a queue, and the machine. */
-async function describeEnvironment(pool: pg.Pool) {
-  const { rows } = await pool.query<{ name: string; setting: string; unit: string | null }>(
-    `select name, setting, unit from pg_settings
-     where name in ('server_version', 'max_connections', 'shared_buffers', 'synchronous_commit', 'fsync', 'work_mem', 'max_wal_size', 'wal_level')`,
-  )
-  const versions: Record<string, string> = { node: process.version }
-  for (const name of ['core', 'schema', 'results']) {
-    const manifest = JSON.parse(await readFile(new URL(`../../../packages/${name}/package.json`, import.meta.url), 'utf8')) as { version: string }
-    versions[`@skiplock/${name}`] = manifest.version
-  }
-  return {
-    versions,
-    postgres: Object.fromEntries(rows.map((row) => [row.name, row.unit ? `${row.setting} ${row.unit}` : row.setting])),
-    cpuCount: cpus().length,
-    memoryBytes: totalmem(),
   }
 }
 

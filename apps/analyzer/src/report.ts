@@ -20,6 +20,8 @@ export interface RunFigures {
   pending: number
   lost: number
   dupResults: number
+  /** From the orchestrator starting to create jobs to the last job finished, in seconds. */
+  durationSeconds: number
   enqueueJobsPerSecond: number
   drainJobsPerSecond: number
   steadyJobsPerSecond: number
@@ -42,9 +44,15 @@ const ms = (value: number) => (Number.isFinite(value) ? value.toFixed(0) : '-')
 /**
  * Computes the study's two tables and the lab's additions from every job of a run. `lost` counts jobs
  * the orchestrator created that are neither finished nor still queued; `dupResults` counts results
- * beyond one per job.
+ * beyond one per job. `moreSections` (Markdown, each starting with its `##` heading) go before the verdict.
  */
-export function buildReport(title: string, jobs: readonly RunJobRow[], enqueue: EnqueueRecord, counts: ResultCounts): Report {
+export function buildReport(
+  title: string,
+  jobs: readonly RunJobRow[],
+  enqueue: EnqueueRecord,
+  counts: ResultCounts,
+  moreSections: readonly string[] = [],
+): Report {
   const finished = jobs.filter((job) => job.finishedAt !== null)
   const byState = groupBy(jobs, (job) => job.state)
   const count = (state: string) => byState.get(state)?.length ?? 0
@@ -61,6 +69,7 @@ export function buildReport(title: string, jobs: readonly RunJobRow[], enqueue: 
     pending: count('todo') + count('doing'),
     lost: Math.max(0, enqueue.deferred - jobs.length),
     dupResults: counts.results - counts.distinctJobs,
+    durationSeconds: (lastFinished - Date.parse(enqueue.startedAt)) / 1000,
     enqueueJobsPerSecond: enqueue.jobsPerSecond,
     drainJobsPerSecond: finished.length / ((lastFinished - firstStarted) / 1000),
     steadyJobsPerSecond: steadyRate(finishTimes),
@@ -111,6 +120,7 @@ export function buildReport(title: string, jobs: readonly RunJobRow[], enqueue: 
     ),
     '## Throughput over time',
     throughputTable(finishTimes, firstStarted),
+    ...moreSections,
     '## Verdict',
     `\`\`\`\n${verdict}\n\`\`\``,
   ]

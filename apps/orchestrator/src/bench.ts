@@ -4,10 +4,14 @@
 // Usage: pnpm bench [-- --scenario NAME] [--max-jobs N --processes N ...]
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { mkdir } from 'node:fs/promises'
 import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
 
+import { connectionsSampler, databaseSampler, jsonlSink, processSampler, type Sampler, startMonitor } from '@skiplock/monitor'
 import { migrate, SkiplockError } from '@skiplock/schema'
 import { startDatabaseServer } from '@skiplock/schema/server'
+import pg from 'pg'
 
 import { parseScenarioFlags } from './flags.ts'
 import { loadScenario, type Scenario, ScenarioError, scenarioNames } from './scenario.ts'
@@ -23,9 +27,16 @@ function appCommand(app: 'orchestrator' | 'worker' | 'analyzer'): string[] {
 const running = new Set<ChildProcess>()
 
 /** Runs a stage; resolves with its exit code. `onLine` sees its stderr lines, which are passed through. */
-function runStage(app: 'orchestrator' | 'worker' | 'analyzer', args: string[], env: NodeJS.ProcessEnv, onLine?: (line: string) => void) {
+function runStage(
+  app: 'orchestrator' | 'worker' | 'analyzer',
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  onLine?: (line: string) => void,
+  onStarted?: (child: ChildProcess) => void,
+) {
   const child = spawn(process.execPath, [...appCommand(app), ...args], { env, stdio: ['ignore', 'inherit', 'pipe'] })
   running.add(child)
+  onStarted?.(child)
   createInterface({ input: child.stderr! }).on('line', (line) => {
     process.stderr.write(`${line}\n`)
     onLine?.(line)
@@ -61,33 +72,96 @@ async function main(argv: readonly string[]): Promise<number> {
   const runId = (options['run-id'] as string | undefined) ?? `${scenarioName}-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-')}`
   console.error(`bench: scenario ${scenarioName}, run ${runId}: ${scenario.jobs} jobs, ${scenario.processes} processes x ${scenario.concurrency}`)
 
-  await using server = await startDatabaseServer({ databaseUrl: (options['database-url'] as string | undefined) ?? process.env.DATABASE_URL, settings: scenario.database })
+  // pg_stat_statements lets the analyzer measure queries per job and their latency for the connection model.
+  const settings = { shared_preload_libraries: 'pg_stat_statements', ...scenario.database }
+  await using server = await startDatabaseServer({ databaseUrl: (options['database-url'] as string | undefined) ?? process.env.DATABASE_URL, settings })
   const where = server.kind === 'embedded' ? `embedded PostgreSQL (postmaster ${server.postmasterPid}, ${server.dataDirectory})` : server.kind === 'container' ? 'a PostgreSQL container' : 'DATABASE_URL'
   console.error(`bench: database: ${where}`)
   await migrate(server.url)
+  await resetStatementStatistics(server.url)
   // The URL travels in the environment, not on command lines other users can read.
   const env = { ...process.env, DATABASE_URL: server.url }
 
-  const workerArgs = ['--run-id', runId, '--processes', String(scenario.processes), '--concurrency', String(scenario.concurrency), '--pool-size', String(scenario.poolSize), ...(scenario.listen ? [] : ['--no-listen'])]
-  let workers: Promise<number>
-  let orchestrated: number
-  if (scenario.workersFirst) {
-    let markReady: () => void = () => {}
-    const ready = new Promise<void>((resolve) => (markReady = resolve))
-    workers = runStage('worker', workerArgs, env, (line) => {
-      if (line.includes('running on')) markReady()
+  const runDirectory = new URL(`../../../perf/runs/${runId}/`, import.meta.url)
+  await mkdir(runDirectory, { recursive: true })
+  let workersPid: number | undefined
+  let haveWorkersExited = false
+  const monitor = startMonitor({
+    intervalMs: 1000,
+    samplers: [
+      connectionsSampler({ connectionString: server.url }),
+      databaseSampler({ connectionString: server.url, tables: ['skiplock.jobs', 'skiplock.finished_jobs'] }),
+      ...(server.postmasterPid === undefined ? [] : [processSampler({ name: 'postgres', pid: server.postmasterPid })]),
+      lazySampler('workers', () => (workersPid === undefined ? undefined : processSampler({ name: 'workers', pid: workersPid })), () => haveWorkersExited),
+    ],
+    sinks: [jsonlSink(fileURLToPath(new URL('samples.jsonl', runDirectory)))],
+  })
+  const onWorkersStarted = (child: ChildProcess) => {
+    workersPid = child.pid
+    child.once('exit', () => {
+      haveWorkersExited = true
     })
-    await Promise.race([ready, workers])
-    orchestrated = await runStage('orchestrator', scenarioArgs(scenarioName, runId, scenario), env)
-  } else {
-    orchestrated = await runStage('orchestrator', scenarioArgs(scenarioName, runId, scenario), env)
-    workers = orchestrated === 0 ? runStage('worker', workerArgs, env) : Promise.resolve(0)
   }
-  const worked = await workers
-  if (orchestrated !== 0) return orchestrated
+
+  const workerArgs = ['--run-id', runId, '--processes', String(scenario.processes), '--concurrency', String(scenario.concurrency), '--pool-size', String(scenario.poolSize), ...(scenario.listen ? [] : ['--no-listen'])]
+  let workers: Promise<number> = Promise.resolve(0)
+  let orchestrated: number
+  let worked: number
+  try {
+    if (scenario.workersFirst) {
+      let markReady: () => void = () => {}
+      const ready = new Promise<void>((resolve) => (markReady = resolve))
+      workers = runStage(
+        'worker',
+        workerArgs,
+        env,
+        (line) => {
+          if (line.includes('running on')) markReady()
+        },
+        onWorkersStarted,
+      )
+      await Promise.race([ready, workers])
+      orchestrated = await runStage('orchestrator', scenarioArgs(scenarioName, runId, scenario), env)
+    } else {
+      orchestrated = await runStage('orchestrator', scenarioArgs(scenarioName, runId, scenario), env)
+      workers = orchestrated === 0 ? runStage('worker', workerArgs, env, undefined, onWorkersStarted) : Promise.resolve(0)
+    }
+    worked = await workers
+    if (orchestrated !== 0) return orchestrated
+  } finally {
+    // The last sample closes the run's record before the analyzer reads it.
+    await monitor.stop()
+  }
   const analyzed = await runStage('analyzer', ['--run-id', runId], env)
   console.error(`bench: run ${runId} written to perf/runs/${runId}/`)
   return worked !== 0 ? worked : analyzed
+}
+
+/** A sampler of a stage's process: nothing to sample before the stage starts or after it exits. */
+function lazySampler(name: string, create: () => Sampler | undefined, hasEnded: () => boolean): Sampler {
+  let sampler: Sampler | undefined
+  return {
+    name,
+    sample: async () => (hasEnded() ? [] : ((sampler ??= create())?.sample() ?? [])),
+    close: () => sampler?.close?.(),
+  }
+}
+
+/**
+ * Starts pg_stat_statements afresh for the run, where the server preloads it (the embedded one does).
+ * Elsewhere the analyzer reports the queries per job as not measured.
+ */
+async function resetStatementStatistics(url: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url, application_name: 'skiplock-bench' })
+  await client.connect()
+  try {
+    await client.query('create extension if not exists pg_stat_statements')
+    await client.query('select pg_stat_statements_reset()')
+  } catch {
+    console.error('bench: pg_stat_statements is not loaded on this server; queries per job will not be measured')
+  } finally {
+    await client.end()
+  }
 }
 
 // Ctrl-C reaches every stage of the process group; wait for them so the database stops last.
