@@ -48,7 +48,11 @@ export interface WorkerOptions {
    * handlers run at most `poolSize - 1` at a time, so one connection stays free for the worker itself.
    */
   poolSize?: number
-  /** Jobs fetched per round trip and kept ready beyond `concurrency`; default `concurrency`, at most 1000. */
+  /**
+   * Jobs kept ready beyond `concurrency`, fetched in round trips of up to this many. Default: adaptive,
+   * about 20 ms of work at the handlers' recent pace, between `concurrency` and 1000: short jobs get
+   * big batches, long jobs leave the rest of the queue to other workers.
+   */
   batchSize?: number
   /** How often to look for jobs when no notification came; default 1000. */
   pollIntervalMs?: number
@@ -136,6 +140,8 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   /** The last fetch found fewer jobs than it asked for: wait for a notification or the poll. */
   #isQueueDrained = false
   #fetchFailures = 0
+  /** Recent handler duration (exponential moving average), which sizes the adaptive batch. */
+  #handlerMsAverage: number | undefined
   #timers = new Set<NodeJS.Timeout>()
   #stopping: Promise<void> | undefined
   #forceStop: (() => void) | undefined
@@ -149,7 +155,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       schema: DEFAULT_SCHEMA,
       concurrency,
       poolSize: 2,
-      batchSize: Math.min(concurrency, 1000),
+      batchSize: 0,
       pollIntervalMs: 1000,
       listen: true,
       leaseSeconds,
@@ -170,7 +176,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     for (const [name, value] of Object.entries({
       concurrency: o.concurrency,
       poolSize: o.poolSize,
-      batchSize: o.batchSize,
+      ...(options.batchSize === undefined ? {} : { batchSize: o.batchSize }),
       pollIntervalMs: o.pollIntervalMs,
       leaseSeconds: o.leaseSeconds,
       heartbeatIntervalMs: o.heartbeatIntervalMs,
@@ -368,10 +374,13 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     try {
       do {
         this.#shouldFetchAgain = false
-        const { concurrency, batchSize } = this.#options
+        const { concurrency } = this.#options
+        const batchSize = this.#batchSize()
         const room = concurrency + batchSize - this.#running.size - this.#buffer.length
-        // Too little room: wait until enough jobs finish to make a fetch worth its round trip.
+        // Too little room: wait until enough jobs finish to make a fetch worth its round trip. Outcomes not
+        // yet committed also wait: while the database is slow to take them, fetching more only adds leases.
         if (room < Math.max(1, Math.floor(batchSize / 2)) || this.#workerId === undefined) break
+        if (this.#completer.pendingCount >= maxPendingOutcomes) break
         const jobs = await fetchJobs(toQueryable(this.#pool), this.#options.schema, {
           workerId: this.#workerId,
           queueNames: this.#options.queues ?? null,
@@ -400,6 +409,15 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     if (this.#shouldFetchAgain && this.#state === 'running') this.#wake()
   }
 
+  /** The configured batch size, or one that keeps about 20 ms of work ready at the recent pace. */
+  #batchSize(): number {
+    if (this.#options.batchSize > 0) return this.#options.batchSize
+    const { concurrency } = this.#options
+    if (this.#handlerMsAverage === undefined) return Math.min(concurrency, 1000)
+    const target = Math.round((concurrency * adaptiveBufferMs) / Math.max(this.#handlerMsAverage, 0.01))
+    return Math.max(Math.min(concurrency, 1000), Math.min(target, 1000))
+  }
+
   #startJobs(): void {
     while (this.#running.size < this.#options.concurrency && this.#buffer.length > 0) {
       this.#run(this.#buffer.shift()!)
@@ -426,6 +444,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     let outcome: Outcome | undefined
     let result: unknown
     let error: unknown
+    const startedAt = performance.now()
     try {
       if (!task) {
         throw new NonRetryableError(`task ${JSON.stringify(job.taskName)} is not registered in this worker`, {
@@ -455,6 +474,8 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       error = handlerError
     } finally {
       clearTimeout(timeout)
+      const durationMs = performance.now() - startedAt
+      this.#handlerMsAverage = this.#handlerMsAverage === undefined ? durationMs : this.#handlerMsAverage * 0.9 + durationMs * 0.1
     }
     if (entry.isOutcomeRecorded) return
     if (outcome) return this.#emitOutcome(job, outcome, undefined, result)
@@ -463,15 +484,16 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       try {
         resultJson = toStorableJson(result ?? null, { taskName: job.taskName, maxBytes: Number.POSITIVE_INFINITY })
       } catch (resultError) {
-        return this.#recordFailure(task, job, new NonRetryableError(`the handler's result cannot be stored: ${(resultError as Error).message}`, { cause: resultError }))
+        return void this.#recordFailure(task, job, new NonRetryableError(`the handler's result cannot be stored: ${(resultError as Error).message}`, { cause: resultError }))
       }
-      return this.#emitOutcome(job, await this.#completer.complete(job, resultJson), undefined, result)
+      // The slot frees as soon as the handler is done; the outcome commits with the next group commit.
+      return void this.#completer.complete(job, resultJson).then((recorded) => this.#emitOutcome(job, recorded, undefined, result))
     }
     if (controller.signal.reason instanceof WorkerStoppedError) {
       // The worker stopped the handler: this attempt did not really run, so it does not count.
-      return this.#emitOutcome(job, await this.#completer.release(job), undefined, undefined)
+      return void this.#completer.release(job).then((recorded) => this.#emitOutcome(job, recorded, undefined, undefined))
     }
-    return this.#recordFailure(task, job, error)
+    return void this.#recordFailure(task, job, error)
   }
 
   /** Runs a transactional handler and completes its job in the same transaction, alone. */
@@ -540,10 +562,9 @@ export class Worker extends TypedEmitter<WorkerEvents> {
         break
     }
     // A finished job with a lock frees the next job of that lock: look for it now rather than at the next poll.
-    if (job.lock !== null && this.#state === 'running') {
-      this.#isQueueDrained = false
-      this.#wake()
-    }
+    if (job.lock !== null && this.#state === 'running') this.#isQueueDrained = false
+    // A committed outcome may have been what held the fetch back (see maxPendingOutcomes).
+    if (!this.#isQueueDrained) this.#wake()
   }
 
   async #heartbeat(): Promise<void> {
@@ -599,6 +620,12 @@ export class Worker extends TypedEmitter<WorkerEvents> {
 export function createWorker(options: WorkerOptions): Worker {
   return new Worker(options)
 }
+
+/** How much work the adaptive batch keeps ready, in milliseconds of handler time at full concurrency. */
+const adaptiveBufferMs = 20
+
+/** Outcomes waiting for their group commit beyond which the worker stops fetching. */
+const maxPendingOutcomes = 2000
 
 /** A wait that does not keep the process alive on its own. */
 function delay(ms: number): Promise<void> {
