@@ -155,11 +155,19 @@ function connectionsPlot({ samples, originMs, requestedConnections }: PlotInput)
 const stateColors: Record<string, string> = { active: '#3182bd', 'idle in transaction': '#fd8d3c', idle: '#c6dbef' }
 const otherStateColors = ['#31a354', '#756bb1', '#636363', '#e7ba52']
 
+/**
+ * The whole trees ('postgres', 'workers'); samples of single worker processes ('workers/<name>') go to the
+ * resources table, since fifty lines would make the plot unreadable.
+ */
+function processTrees(samples: Samples): Samples['processes'] {
+  return samples.processes.filter((sample) => !sample.name.includes('/'))
+}
+
 function cpuPlot({ samples, originMs }: PlotInput): PlotSpec {
   const title = 'CPU'
   const caption = 'Cores used by the database\'s and the workers\' process trees (Δ CPU seconds / Δ seconds).'
   if (!samples) return plot('cpu', title, caption, 'not measured: the run has no samples.jsonl')
-  const points = [...processesByName(samples.processes)].flatMap(([name, list]) => coresUsed(list).map((point) => ({ seconds: (point.timeMs - originMs) / 1000, process: name, cores: point.perSecond })))
+  const points = [...processesByName(processTrees(samples))].flatMap(([name, list]) => coresUsed(list).map((point) => ({ seconds: (point.timeMs - originMs) / 1000, process: name, cores: point.perSecond })))
   if (points.length === 0) return plot('cpu', title, caption, 'not measured: samples.jsonl has fewer than two samples of any process')
   return plot('cpu', title, caption, {
     width,
@@ -175,7 +183,7 @@ function memoryPlot({ samples, originMs }: PlotInput): PlotSpec {
   const caption = 'Proportional set size (PSS) of the database\'s and the workers\' process trees: shared memory counted once.'
   if (!samples) return plot('memory', title, caption, 'not measured: the run has no samples.jsonl')
   if (samples.processes.length === 0) return plot('memory', title, caption, 'not measured: samples.jsonl has no process samples')
-  const points = samples.processes.map((sample) => ({ seconds: (sample.timeMs - originMs) / 1000, process: sample.name, mib: sample.pssBytes / 2 ** 20 }))
+  const points = processTrees(samples).map((sample) => ({ seconds: (sample.timeMs - originMs) / 1000, process: sample.name, mib: sample.pssBytes / 2 ** 20 }))
   return plot('memory', title, caption, {
     width,
     height,

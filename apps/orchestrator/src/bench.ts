@@ -4,7 +4,7 @@
 // Usage: pnpm bench [-- --scenario NAME] [--max-jobs N --processes N ...]
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdir } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
@@ -93,6 +93,7 @@ async function main(argv: readonly string[]): Promise<number> {
       databaseSampler({ connectionString: server.url, tables: ['skiplock.jobs', 'skiplock.finished_jobs'] }),
       ...(server.postmasterPid === undefined ? [] : [processSampler({ name: 'postgres', pid: server.postmasterPid })]),
       lazySampler('workers', () => (workersPid === undefined ? undefined : processSampler({ name: 'workers', pid: workersPid })), () => haveWorkersExited),
+      workerProcessesSampler(() => workersPid, () => haveWorkersExited),
     ],
     sinks: [jsonlSink(fileURLToPath(new URL('samples.jsonl', runDirectory)))],
   })
@@ -144,6 +145,31 @@ function lazySampler(name: string, create: () => Sampler | undefined, hasEnded: 
     name,
     sample: async () => (hasEnded() ? [] : ((sampler ??= create())?.sample() ?? [])),
     close: () => sampler?.close?.(),
+  }
+}
+
+/**
+ * Samples each worker process on its own, as `workers/<worker name>`, besides the whole tree: the
+ * worker app's children are found in /proc once they run.
+ */
+function workerProcessesSampler(rootPid: () => number | undefined, hasEnded: () => boolean): Sampler {
+  const samplers = new Map<number, Sampler>()
+  return {
+    name: 'worker processes',
+    async sample() {
+      const root = rootPid()
+      if (root === undefined || hasEnded()) return []
+      const children = (await readFile(`/proc/${root}/task/${root}/children`, 'utf8').catch(() => '')).split(' ').filter(Boolean).map(Number)
+      for (const pid of children) {
+        if (samplers.has(pid)) continue
+        const environment = await readFile(`/proc/${pid}/environ`, 'utf8').catch(() => '')
+        const workerName = /(?:^|\0)SKIPLOCK_WORKER_NAME=([^\0]*)/.exec(environment)?.[1] ?? String(pid)
+        samplers.set(pid, processSampler({ name: `workers/${workerName}`, pid }))
+      }
+      // A child that exited is skipped: a crash is the worker app's to report, not the monitor's.
+      const live = children.map((pid) => samplers.get(pid)!)
+      return (await Promise.all(live.map((sampler) => sampler.sample().catch(() => [])))).flat()
+    },
   }
 }
 
