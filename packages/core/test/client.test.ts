@@ -13,7 +13,7 @@ import pg from 'pg'
 import { describe, expect } from 'vitest'
 import { z } from 'zod'
 
-import { test } from './helpers.ts'
+import { test } from '../src/testing.ts'
 
 const sendEmail = defineTask({
   name: 'send-email',

@@ -14,7 +14,7 @@ import pg from 'pg'
 import { describe, expect } from 'vitest'
 import { z } from 'zod'
 
-import { waitFor, test as workerTest } from './helpers.ts'
+import { waitFor, test as workerTest } from '../src/testing.ts'
 
 /** A PgBouncer process in front of one test database; `url` is that database through it. */
 interface PgBouncer {

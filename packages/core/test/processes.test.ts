@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 import { defineTask } from '@skiplock/core'
 import { describe, expect } from 'vitest'
 
-import { test, waitFor } from './helpers.ts'
+import { test, waitFor } from '../src/testing.ts'
 
 const fixture = fileURLToPath(new URL('./fixtures/worker-process.ts', import.meta.url))
 const sleep = defineTask({ name: 'sleep', handler: async (_payload: { ms: number }) => null })

@@ -4,7 +4,7 @@ import { promisify } from 'node:util'
 
 import { expect } from 'vitest'
 
-import { test } from './helpers.ts'
+import { test } from '../src/testing.ts'
 
 test('the README example works as written', async ({ db }) => {
   const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8')

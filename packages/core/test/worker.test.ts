@@ -9,7 +9,7 @@ import {
 import { describe, expect } from 'vitest'
 import { z } from 'zod'
 
-import { test, waitFor } from './helpers.ts'
+import { test, waitFor } from '../src/testing.ts'
 
 const echo = defineTask({ name: 'echo', schema: z.object({ value: z.string() }), handler: async ({ value }) => ({ value }) })
 

@@ -1,12 +1,15 @@
-import { createClient, createWorker, type Client, type Worker, type WorkerOptions } from '@skiplock/core'
 import { test as databaseTest, waitFor } from '@skiplock/schema/testing'
 import { expect } from 'vitest'
+
+import { type Client, createClient } from './client/client.ts'
+import { createWorker, type Worker, type WorkerOptions } from './worker/worker.ts'
 
 export { waitFor }
 
 /**
- * `test` with `db` (a fresh database), `skiplock` (a client on it) and `startWorker` (workers that are
- * stopped after the test; a test that leaves one running fails).
+ * Test fixtures for code that uses skiplock: `test` with `db` (a fresh database), `skiplock` (a client
+ * on it) and `startWorker` (workers that are stopped after the test, which fails if one cannot stop or
+ * leaves a connection open). Exported as `@skiplock/core/testing`.
  */
 export const test = databaseTest.extend<{
   skiplock: Client
@@ -31,11 +34,11 @@ export const test = databaseTest.extend<{
     await waitFor(
       async () =>
         (
-          await db.query(
+          await db.query<{ count: number }>(
             `select count(*)::int as count from pg_stat_activity
              where datname = current_database() and (application_name like 'skiplock-worker%' or application_name = 'skiplock-listener')`,
           )
-        ).rows[0].count === 0,
+        ).rows[0]?.count === 0,
       { description: 'the stopped workers to close every connection', timeoutMs: 5000 },
     )
   },
