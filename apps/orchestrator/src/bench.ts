@@ -62,6 +62,7 @@ function scenarioArgs(scenarioName: string, runId: string, scenario: Scenario): 
 }
 
 async function main(argv: readonly string[]): Promise<number> {
+  if (argv.includes('--compare')) return compare(argv.filter((arg) => arg !== '--compare' && arg !== '--'))
   const { options, overrides } = parseScenarioFlags(argv)
   if (options.help) {
     console.log(`usage: pnpm bench [-- --scenario NAME] [--max-jobs N] [--processes N] [--concurrency S] [--pool-size P] [--no-listen] ...\nscenarios: ${(await scenarioNames()).join(', ')}`)
@@ -136,6 +137,19 @@ async function main(argv: readonly string[]): Promise<number> {
   const analyzed = await runStage('analyzer', ['--run-id', runId], env)
   console.error(`bench: run ${runId} written to perf/runs/${runId}/`)
   return worked !== 0 ? worked : analyzed
+}
+
+/**
+ * `pnpm bench -- --compare [flags]`: the peer comparison harness in perf/compare (skiplock against
+ * graphile-worker, pg-boss and BullMQ), which writes perf/results/peers.md. It runs from its sources.
+ */
+async function compare(args: string[]): Promise<number> {
+  const harness = new URL('../../../perf/compare/src/main.ts', import.meta.url).pathname
+  const child = spawn(process.execPath, ['--conditions=development', harness, ...args], { stdio: 'inherit' })
+  running.add(child)
+  const [code] = await once(child, 'exit')
+  running.delete(child)
+  return (code as number | null) ?? 1
 }
 
 /** A sampler of a stage's process: nothing to sample before the stage starts or after it exits. */
