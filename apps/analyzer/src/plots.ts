@@ -169,13 +169,7 @@ function cpuPlot({ samples, originMs }: PlotInput): PlotSpec {
   if (!samples) return plot('cpu', title, caption, 'not measured: the run has no samples.jsonl')
   const points = [...processesByName(processTrees(samples))].flatMap(([name, list]) => coresUsed(list).map((point) => ({ seconds: (point.timeMs - originMs) / 1000, process: name, cores: point.perSecond })))
   if (points.length === 0) return plot('cpu', title, caption, 'not measured: samples.jsonl has fewer than two samples of any process')
-  return plot('cpu', title, caption, {
-    width,
-    height,
-    data: { values: points },
-    mark: { type: 'line' },
-    encoding: { x: seconds, y: { field: 'cores', type: 'quantitative', title: 'cores used' }, color: { field: 'process', type: 'nominal', title: 'process' } },
-  })
+  return plot('cpu', title, caption, processLines(points, 'cores', 'cores used'))
 }
 
 function memoryPlot({ samples, originMs }: PlotInput): PlotSpec {
@@ -184,13 +178,18 @@ function memoryPlot({ samples, originMs }: PlotInput): PlotSpec {
   if (!samples) return plot('memory', title, caption, 'not measured: the run has no samples.jsonl')
   if (samples.processes.length === 0) return plot('memory', title, caption, 'not measured: samples.jsonl has no process samples')
   const points = processTrees(samples).map((sample) => ({ seconds: (sample.timeMs - originMs) / 1000, process: sample.name, mib: sample.pssBytes / 2 ** 20 }))
-  return plot('memory', title, caption, {
+  return plot('memory', title, caption, processLines(points, 'mib', 'PSS, MiB'))
+}
+
+/** One line per process tree over time. */
+function processLines(points: readonly object[], field: string, axisTitle: string): TopLevelSpec {
+  return {
     width,
     height,
-    data: { values: points },
+    data: { values: [...points] },
     mark: { type: 'line' },
-    encoding: { x: seconds, y: { field: 'mib', type: 'quantitative', title: 'PSS, MiB' }, color: { field: 'process', type: 'nominal', title: 'process' } },
-  })
+    encoding: { x: seconds, y: { field, type: 'quantitative', title: axisTitle }, color: { field: 'process', type: 'nominal', title: 'process' } },
+  }
 }
 
 function databasePlot({ samples, originMs }: PlotInput): PlotSpec {

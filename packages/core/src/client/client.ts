@@ -19,6 +19,7 @@ import pg from 'pg'
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../json.ts'
 import type { Task } from './define-task.ts'
 import { buildDeferArgs, type DeferOptions } from './defer.ts'
+import { inTransaction } from '../transaction.ts'
 import { ResultWaiter } from './result-waiter.ts'
 
 /** Where and how the client connects. */
@@ -123,18 +124,7 @@ export function createClient(options: ClientOptions): Client {
         return ids
       }
       if (deferOptions.tx) return deferBatches(toQueryable(deferOptions.tx))
-      const client = await pool.connect()
-      try {
-        await client.query('begin')
-        const ids = await deferBatches(toQueryable(client))
-        await client.query('commit')
-        return ids
-      } catch (error) {
-        await client.query('rollback').catch(() => {})
-        throw error
-      } finally {
-        client.release()
-      }
+      return inTransaction(pool, (client) => deferBatches(toQueryable(client)))
     },
 
     async result(job, resultOptions = {}) {

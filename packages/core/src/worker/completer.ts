@@ -1,6 +1,8 @@
 import { completeJobs, failJobs, type FailOutcome, type Failure, type Job, releaseJobs, toQueryable } from '@skiplock/schema'
 import type pg from 'pg'
 
+import { inTransaction } from '../transaction.ts'
+
 /** Lets another package write inside the transaction that completes jobs (the result store does). */
 export type CompletionHook = (tx: pg.ClientBase, completedJobs: readonly Job[]) => Promise<void>
 
@@ -108,11 +110,8 @@ export class Completer {
     return this.#flushing
   }
 
-  async #commit(batch: readonly Item[]): Promise<Outcome[]> {
-    const client = await this.#options.pool.connect()
-    let isBroken = false
-    try {
-      await client.query('begin')
+  #commit(batch: readonly Item[]): Promise<Outcome[]> {
+    return inTransaction(this.#options.pool, async (client) => {
       const db = toQueryable(client)
       const completed = new Map<string, Job>()
       const failed = new Map<string, FailOutcome>()
@@ -133,7 +132,6 @@ export class Completer {
           for (const job of await releaseJobs(db, this.#options.schema, workerId, releases)) released.add(job.id)
         }
       }
-      await client.query('commit')
       return batch.map((item): Outcome => {
         const job = completed.get(item.job.id)
         if (item.kind === 'complete' && job) return { kind: 'completed', job }
@@ -142,14 +140,7 @@ export class Completer {
         if (item.kind === 'release' && released.has(item.job.id)) return { kind: 'released' }
         return { kind: 'lease-lost' }
       })
-    } catch (error) {
-      await client.query('rollback').catch(() => {
-        isBroken = true
-      })
-      throw error
-    } finally {
-      client.release(isBroken)
-    }
+    })
   }
 }
 

@@ -9,6 +9,7 @@ import {
   InvalidPayloadError,
   type Job,
   pruneJobs,
+  type Queryable,
   quoteSchemaName,
   registerWorker,
   rescueJobs,
@@ -24,6 +25,7 @@ import { JobCancelledError, JobTimeoutError, NonRetryableError, UnknownTaskError
 import { TypedEmitter } from '../events.ts'
 import { DEFAULT_MAX_PAYLOAD_BYTES, toStorableJson } from '../json.ts'
 import { describeError, type Logger, silentLogger } from '../logger.ts'
+import { inTransaction, Rollback } from '../transaction.ts'
 import { Completer, type CompletionHook, type Outcome } from './completer.ts'
 import { Listener } from './listener.ts'
 import { type PeriodicTask, PeriodicScheduler } from './periodic-scheduler.ts'
@@ -123,6 +125,8 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   readonly #logger: Logger
   readonly #tasks: Map<string, Task>
   readonly #pool: pg.Pool
+  /** The pool as the typed SQL callers take it; made once, since fetches and heartbeats use it all the time. */
+  readonly #db: Queryable
   readonly #completer: Completer
   readonly #listener: Listener | undefined
   readonly #periodic: PeriodicScheduler | undefined
@@ -196,6 +200,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     this.#pool = new pg.Pool({ connectionString: o.connectionString, max: o.poolSize, application_name: `skiplock-worker ${o.name}` })
     // An idle pooled connection that dies (server restart) must not crash the process.
     this.#pool.on('error', (error) => this.#reportError(error, 'pool'))
+    this.#db = toQueryable(this.#pool)
     this.#completer = new Completer({
       pool: this.#pool,
       schema: o.schema,
@@ -247,7 +252,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     if (this.#state !== 'idle') throw new InvalidArgumentError({ argument: 'worker', reason: `it is ${this.#state}, so it cannot start` })
     this.#state = 'running'
     try {
-      this.#workerId = await registerWorker(toQueryable(this.#pool), this.#options.schema, this.#options.name, this.#options.leaseSeconds)
+      this.#workerId = await registerWorker(this.#db, this.#options.schema, this.#options.name, this.#options.leaseSeconds)
     } catch (error) {
       this.#state = 'stopped'
       await this.#pool.end()
@@ -309,7 +314,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
         }
         await Promise.all(released)
         await this.#completer.drain(Date.now() + 10_000)
-        if (this.#workerId !== undefined) await unregisterWorker(toQueryable(this.#pool), this.#options.schema, this.#workerId)
+        if (this.#workerId !== undefined) await unregisterWorker(this.#db, this.#options.schema, this.#workerId)
       }
     } catch (error) {
       fatalError = error
@@ -381,7 +386,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
         // yet committed also wait: while the database is slow to take them, fetching more only adds leases.
         if (room < Math.max(1, Math.floor(batchSize / 2)) || this.#workerId === undefined) break
         if (this.#completer.pendingCount >= maxPendingOutcomes) break
-        const jobs = await fetchJobs(toQueryable(this.#pool), this.#options.schema, {
+        const jobs = await fetchJobs(this.#db, this.#options.schema, {
           workerId: this.#workerId,
           queueNames: this.#options.queues ?? null,
           batchSize: room,
@@ -499,31 +504,17 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   /** Runs a transactional handler and completes its job in the same transaction, alone. */
   async #runInTransaction(task: Task, job: Job, payload: unknown, context: object): Promise<{ outcome: Outcome; result: unknown }> {
     const releaseSlot = await this.#transactionSlots.acquire()
-    const client = await this.#pool.connect().catch((error: unknown) => {
-      releaseSlot()
-      throw error
-    })
-    let isBroken = false
     try {
-      await client.query('begin')
-      const result = await task.definition.handler(payload, { ...context, tx: client })
-      const resultJson = toStorableJson(result ?? null, { taskName: job.taskName, maxBytes: Number.POSITIVE_INFINITY })
-      const [completed] = await completeJobs(toQueryable(client), this.#options.schema, job.workerId!, [{ jobId: job.id, attempt: job.attempts, resultJson }])
-      if (!completed) {
+      return await inTransaction(this.#pool, async (client) => {
+        const result = await task.definition.handler(payload, { ...context, tx: client })
+        const resultJson = toStorableJson(result ?? null, { taskName: job.taskName, maxBytes: Number.POSITIVE_INFINITY })
+        const [completed] = await completeJobs(toQueryable(client), this.#options.schema, job.workerId!, [{ jobId: job.id, attempt: job.attempts, resultJson }])
         // The lease was lost: the handler's writes must not commit without the completion.
-        await client.query('rollback')
-        return { outcome: { kind: 'lease-lost' }, result }
-      }
-      if (this.#options.onJobsCompleting) await this.#options.onJobsCompleting(client, [completed])
-      await client.query('commit')
-      return { outcome: { kind: 'completed', job: completed }, result }
-    } catch (error) {
-      await client.query('rollback').catch(() => {
-        isBroken = true
+        if (!completed) throw new Rollback({ outcome: { kind: 'lease-lost' } as Outcome, result })
+        if (this.#options.onJobsCompleting) await this.#options.onJobsCompleting(client, [completed])
+        return { outcome: { kind: 'completed', job: completed } as Outcome, result }
       })
-      throw error
     } finally {
-      client.release(isBroken)
       releaseSlot()
     }
   }
@@ -571,7 +562,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     const workerId = this.#workerId
     if (workerId === undefined) return
     try {
-      const cancelled = await heartbeat(toQueryable(this.#pool), this.#options.schema, workerId)
+      const cancelled = await heartbeat(this.#db, this.#options.schema, workerId)
       for (const jobId of cancelled) this.#running.get(jobId)?.controller.abort(new JobCancelledError({ jobId }))
     } catch (error) {
       this.#reportError(error, 'heartbeat')
@@ -584,7 +575,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     for (const entry of this.#running.values()) entry.controller.abort(new WorkerStoppedError())
     this.#buffer = []
     try {
-      this.#workerId = await registerWorker(toQueryable(this.#pool), this.#options.schema, this.#options.name, this.#options.leaseSeconds)
+      this.#workerId = await registerWorker(this.#db, this.#options.schema, this.#options.name, this.#options.leaseSeconds)
       this.#logger.warn({ workerId: this.#workerId }, 'worker registered again after it was presumed dead')
       this.#wake()
     } catch (error) {
@@ -594,7 +585,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
 
   async #maintain(): Promise<void> {
     try {
-      const rescued = await rescueJobs(toQueryable(this.#pool), this.#options.schema)
+      const rescued = await rescueJobs(this.#db, this.#options.schema)
       if (rescued.length > 0) {
         this.#logger.warn({ count: rescued.length }, 'rescued jobs of workers presumed dead')
         this.emit('jobs:rescued', { jobs: rescued })
@@ -602,7 +593,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
         this.#wake()
       }
       if (this.#options.pruneAfterMs !== false) {
-        await pruneJobs(toQueryable(this.#pool), this.#options.schema, { finishedBefore: new Date(Date.now() - this.#options.pruneAfterMs) })
+        await pruneJobs(this.#db, this.#options.schema, { finishedBefore: new Date(Date.now() - this.#options.pruneAfterMs) })
       }
     } catch (error) {
       this.#reportError(error, 'maintenance')

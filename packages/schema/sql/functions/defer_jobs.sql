@@ -50,15 +50,7 @@ begin
       -- A queueing lock already held by a waiting job violates jobs_queueing_lock_todo_idx: see below.
       return query
         insert into skiplock.jobs as j (task_name, payload, queue_name, priority, run_at, max_attempts, lock, queueing_lock)
-        select
-          n.task_name,
-          n.payload,
-          coalesce(n.queue_name, 'default'),
-          coalesce(n.priority, 0),
-          coalesce(n.run_at, now()),
-          coalesce(n.max_attempts, 5),
-          n.lock,
-          n.queueing_lock
+        select n.task_name, n.payload, n.queue_name, n.priority, n.run_at, n.max_attempts, n.lock, n.queueing_lock
         from skiplock.new_jobs(
           defer_jobs.task_names,
           defer_jobs.payloads,
@@ -79,15 +71,7 @@ begin
     -- 'existing': skip jobs whose queueing lock is taken and return the waiting job that holds it.
     with inserted as (
       insert into skiplock.jobs as j (task_name, payload, queue_name, priority, run_at, max_attempts, lock, queueing_lock)
-      select
-        n.task_name,
-        n.payload,
-        coalesce(n.queue_name, 'default'),
-        coalesce(n.priority, 0),
-        coalesce(n.run_at, now()),
-        coalesce(n.max_attempts, 5),
-        n.lock,
-        n.queueing_lock
+      select n.task_name, n.payload, n.queue_name, n.priority, n.run_at, n.max_attempts, n.lock, n.queueing_lock
       from skiplock.new_jobs(
         defer_jobs.task_names,
         defer_jobs.payloads,

@@ -26,10 +26,10 @@ as $$
     j.position,
     j.task_name,
     coalesce(j.payload, '{}')::jsonb,
-    j.queue_name,
-    j.priority,
-    j.run_at,
-    j.max_attempts,
+    coalesce(j.queue_name, 'default'),
+    coalesce(j.priority, 0),
+    coalesce(j.run_at, now()),
+    coalesce(j.max_attempts, 5),
     j.lock,
     j.queueing_lock
   from unnest(task_names, payloads, queue_names, priorities, run_ats, max_attempts, locks, queueing_locks)
@@ -41,4 +41,4 @@ as $$
   end
 $$;
 
-comment on function skiplock.new_jobs is 'Turns defer_jobs'' column arrays into rows, parsing payloads and rejecting any over max_payload_bytes; internal to defer_jobs.';
+comment on function skiplock.new_jobs is 'Turns defer_jobs'' column arrays into rows with their defaults, parsing payloads and rejecting any over max_payload_bytes; internal to defer_jobs.';
