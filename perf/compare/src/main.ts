@@ -1,8 +1,6 @@
-// The comparison harness: runs scenarios S1 (bulk enqueue) and S2 (drain) against skiplock and its
-// peers, each on a fresh embedded PostgreSQL with the same settings, and writes perf/results/peers.md.
-// Usage: node --conditions=development perf/compare/src/main.ts [--peers skiplock,graphile-worker]
-//   [--scenarios S1,S2] [--jobs 100000] [--config best|defaults|both] [--redis-url redis://127.0.0.1:6379]
-//   [--max-seconds 120] [--out perf/results/peers.md]
+// The comparison harness: runs scenarios S1 (bulk enqueue), S2 (drain), S3 (sleeping jobs), S4 (pickup
+// latency) and M1 (memory of 1,000 handlers) against skiplock and its peers, each on a fresh embedded
+// PostgreSQL with the same settings, and writes perf/results/peers.md. Usage: see `usageText` below.
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -14,10 +12,12 @@ import { type ConfigName, loadPeer, type PeerName, peerNames } from './peers/pee
 import { writeReport, type ReportContext } from './report.ts'
 import { runBulkEnqueue } from './scenarios/s1-bulk-enqueue.ts'
 import { runDrain } from './scenarios/s2-drain.ts'
-import { type ScenarioName, scenarioNames, type ScenarioResult } from './scenarios/scenario.ts'
+import { m1, runSleepingJobs, s3 } from './scenarios/s3-sleeping-jobs.ts'
+import { runPickup } from './scenarios/s4-pickup.ts'
+import { type ScenarioName, scenarioNames, type ScenarioResult, type ScenarioRun } from './scenarios/scenario.ts'
 
-/** The settings every server gets: the issue's "identical settings". */
-const settings = { max_connections: 200, synchronous_commit: 'on' } as const
+/** The settings every server gets: the issue's "identical settings" (synchronous_commit is per run). */
+const settings = { max_connections: 200 } as const
 
 const repositoryRoot = fileURLToPath(new URL('../../../', import.meta.url))
 
@@ -34,8 +34,9 @@ function parseList<T extends string>(value: string, allowed: readonly T[], flag:
 
 // `pnpm ... compare -- --peers x` passes the `--` through.
 const args = process.argv.slice(2).filter((arg, index) => !(index === 0 && arg === '--'))
-const usageText = `usage: pnpm bench -- --compare [--peers skiplock,graphile-worker,pg-boss,bullmq] [--scenarios S1,S2]
-       [--jobs 100000] [--config best|defaults|both] [--redis-url URL] [--max-seconds 120] [--out FILE]`
+const usageText = `usage: pnpm bench -- --compare [--peers skiplock,graphile-worker,pg-boss,bullmq] [--scenarios S1,S2,S3,S4,M1]
+       [--jobs 100000] [--config best|defaults|both] [--synchronous-commit on|off|on,off] [--repeats 1]
+       [--s4-seconds 10] [--redis-url URL] [--max-seconds 120] [--out FILE]`
 let parsed
 try {
   parsed = parseArgs({
@@ -46,6 +47,9 @@ try {
       scenarios: { type: 'string', default: 'S1,S2' },
       jobs: { type: 'string', default: '100000' },
       config: { type: 'string', default: 'both' },
+      'synchronous-commit': { type: 'string', default: 'on' },
+      repeats: { type: 'string', default: '1' },
+      's4-seconds': { type: 'string', default: '10' },
       'redis-url': { type: 'string' },
       'max-seconds': { type: 'string', default: '120' },
       out: { type: 'string', default: path.join(repositoryRoot, 'perf/results/peers.md') },
@@ -65,6 +69,11 @@ const jobs = Number(values.jobs)
 if (!Number.isInteger(jobs) || jobs <= 0) usage('--jobs: expected a positive integer')
 const maxSeconds = Number(values['max-seconds'])
 if (!(maxSeconds > 0)) usage('--max-seconds: expected a positive number')
+const repeats = Number(values.repeats)
+if (!Number.isInteger(repeats) || repeats <= 0) usage('--repeats: expected a positive integer')
+const s4Seconds = Number(values['s4-seconds'])
+if (!(s4Seconds > 0)) usage('--s4-seconds: expected a positive number')
+const synchronousCommits = parseList(values['synchronous-commit'], ['on', 'off'] as const, '--synchronous-commit')
 const configs: ConfigName[] =
   values.config === 'both' ? ['best', 'defaults'] : parseList(values.config, ['best', 'defaults'] as const, '--config')
 const redisUrl = values['redis-url'] ?? process.env.REDIS_URL
@@ -79,41 +88,77 @@ const context: ReportContext = {
   postgresVersion: 'PostgreSQL',
   jobs,
   maxSeconds,
+  repeats,
 }
 const results: ScenarioResult[] = []
 
-for (const scenario of scenarios as ScenarioName[]) {
-  for (const peer of loadedPeers) {
-    for (const config of scenario === 'S1' ? (['best'] as const) : configs) {
-      // A fresh server per peer and scenario: nothing one run leaves behind (bloat, WAL, stats) reaches the next.
-      const server = await startDatabaseServer({ databaseUrl: '', settings })
-      try {
-        if (context.postgresVersion === 'PostgreSQL') {
-          const client = new pg.Client({ connectionString: server.url })
-          await client.connect()
-          const { rows } = await client.query<{ server_version: string }>('show server_version')
-          context.postgresVersion = `PostgreSQL ${rows[0]?.server_version ?? ''}`.trim()
-          await client.end()
+/** S1 has no worker tuning; M1 is about one process with 1,000 handlers, which `defaults` is for every peer. */
+const configsOf = (scenario: ScenarioName): readonly ConfigName[] =>
+  scenario === 'S1' ? ['best'] : scenario === 'M1' ? ['defaults'] : configs
+/** The durability comparison is about committing jobs: S2 and S3. */
+const synchronousCommitsOf = (scenario: ScenarioName) => (scenario === 'S2' || scenario === 'S3' ? synchronousCommits : (['on'] as const))
+
+function runScenario(scenario: ScenarioName, run: ScenarioRun): Promise<ScenarioResult> {
+  switch (scenario) {
+    case 'S1':
+      return runBulkEnqueue(run)
+    case 'S2':
+      return runDrain(run)
+    case 'S3':
+      return runSleepingJobs(run, s3)
+    case 'M1':
+      return runSleepingJobs(run, m1)
+    case 'S4':
+      return runPickup(run, s4Seconds)
+  }
+}
+
+// Repeats are the outer loop: a slow minute on a noisy machine then touches every peer, not one.
+for (let repeat = 1; repeat <= repeats; repeat++) {
+  for (const scenario of scenarios as ScenarioName[]) {
+    for (const synchronousCommit of synchronousCommitsOf(scenario)) {
+      for (const peer of loadedPeers) {
+        for (const config of configsOf(scenario)) {
+          // A fresh server per run: nothing one run leaves behind (bloat, WAL, stats) reaches the next.
+          const server = await startDatabaseServer({ databaseUrl: '', settings: { ...settings, synchronous_commit: synchronousCommit } })
+          try {
+            if (context.postgresVersion === 'PostgreSQL') {
+              const client = new pg.Client({ connectionString: server.url })
+              await client.connect()
+              const { rows } = await client.query<{ server_version: string }>('show server_version')
+              context.postgresVersion = `PostgreSQL ${rows[0]?.server_version ?? ''}`.trim()
+              await client.end()
+            }
+            const result = await runScenario(scenario, {
+              peer,
+              config,
+              synchronousCommit,
+              target: { databaseUrl: server.url, redisUrl },
+              postmasterPid: server.postmasterPid,
+              options: { jobs, maxSeconds },
+            })
+            results.push(result)
+            console.error(`[${repeat}/${repeats}] ${describeResult(result)}`)
+            await writeReport(values.out, context, results)
+          } finally {
+            await server.stop()
+          }
         }
-        const run = {
-          peer,
-          config,
-          target: { databaseUrl: server.url, redisUrl },
-          postmasterPid: server.postmasterPid,
-          options: { jobs, maxSeconds },
-        }
-        const result = scenario === 'S1' ? await runBulkEnqueue(run) : await runDrain(run)
-        results.push(result)
-        const rate = Math.round(result.jobsDone / result.measurement.wallSeconds)
-        console.error(
-          `${scenario} ${peer.name} ${result.config}: ${rate} jobs/s in ${result.measurement.wallSeconds.toFixed(2)} s, ` +
-            `exactly once: ${result.isExactlyOnce ? 'yes' : 'NO'}${result.note ? ` (${result.note})` : ''}`,
-        )
-        await writeReport(values.out, context, results)
-      } finally {
-        await server.stop()
       }
     }
   }
 }
 console.error(`wrote ${path.relative(process.cwd(), values.out)}`)
+
+function describeResult(result: ScenarioResult): string {
+  const rate = Math.round(result.jobsDone / result.measurement.wallSeconds)
+  const extras = [
+    result.efficiency !== null ? `efficiency ${result.efficiency.toFixed(3)}` : '',
+    result.pickupP99Ms !== null ? `pickup p50 ${result.pickupP50Ms!.toFixed(1)} ms, p99 ${result.pickupP99Ms.toFixed(1)} ms` : '',
+    result.maxRssBytes !== null ? `max RSS ${(result.maxRssBytes / 2 ** 20).toFixed(0)} MiB` : '',
+  ].filter(Boolean)
+  return (
+    `${result.scenario} ${result.peer} ${result.config} sync=${result.synchronousCommit}: ${rate} jobs/s in ${result.measurement.wallSeconds.toFixed(2)} s` +
+    `${extras.length ? `, ${extras.join(', ')}` : ''}, exactly once: ${result.isExactlyOnce ? 'yes' : 'NO'}${result.note ? ` (${result.note})` : ''}`
+  )
+}

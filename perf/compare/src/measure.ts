@@ -14,6 +14,12 @@ import {
 /** Time for disconnected backends to exit and be reaped before the last sample. */
 const exitAllowanceMs = 500
 
+/** The application names of the harness's own sessions: the monitor's and `queryNumber`'s. */
+export const harnessApplicationNames = ['skiplock-monitor', 'perf-compare'] as const
+
+const harnessConnections = (byApplication: Readonly<Record<string, number>>) =>
+  harnessApplicationNames.reduce((sum, name) => sum + (byApplication[name] ?? 0), 0)
+
 /** What a measured interval cost, as deltas between a sample before it and one after. */
 export interface Measurement {
   wallSeconds: number
@@ -23,6 +29,7 @@ export interface Measurement {
   walBytes: number | null
   /** `pg_stat_database.xact_commit` of the database. */
   commits: number | null
+  /** The most client backends of the peer seen at once (the harness's own are not counted). */
   peakConnections: number | null
   /** CPU of the client processes given (the worker processes), summed. */
   clientCpuSeconds: number | null
@@ -97,7 +104,9 @@ export async function measure<T>(options: MeasureOptions, body: () => Promise<T>
   const clientCpu = clientSamplers.map((sampler) =>
     delta(find(clientsBefore, 'process', sampler.name)?.cpuSeconds, find(clientsAfter, 'process', sampler.name)?.cpuSeconds),
   )
-  const connections = rounds.flat().flatMap((sample) => (sample.kind === 'connections' ? [sample.total] : []))
+  const connections = rounds
+    .flat()
+    .flatMap((sample) => (sample.kind === 'connections' ? [sample.total - harnessConnections(sample.byApplication)] : []))
   return {
     result,
     measurement: {

@@ -1,20 +1,20 @@
 import { Queue, Worker } from 'bullmq'
 
-import { type ConfigName, installedVersion, type Peer, type PeerTarget, queueName, type WorkerPlan } from './peer.ts'
+import { type ConfigName, installedVersion, type JobPayload, type Peer, type PeerTarget, planFor, queueName } from './peer.ts'
 
-const plans: Record<ConfigName, WorkerPlan & { concurrency: number | undefined }> = {
+const shapes: Record<ConfigName, { processes: number; concurrency: number | undefined; description: string }> = {
   best: { processes: 2, concurrency: 100, description: '2 processes x concurrency 100' },
   defaults: { processes: 1, concurrency: undefined, description: '1 process, Worker defaults (concurrency 1)' },
 }
 
-/** addBulk runs one MULTI per call: keep each to this many jobs. */
-const addBulkChunk = 5_000
+/** addBulk runs one MULTI per call: keep each to this many jobs (S3's 20,000 then appear at once). */
+const addBulkChunk = 20_000
 
 /**
  * Every run gets its own key prefix, so a shared Redis is never flushed: the harness passes it in
- * PERF_BULLMQ_PREFIX to the worker processes.
+ * PERF_BULLMQ_PREFIX to the worker processes, and sets a new one before each run.
  */
-const prefix = (process.env.PERF_BULLMQ_PREFIX ??= `perf-compare-${process.pid}-${Date.now()}`)
+const prefix = () => (process.env.PERF_BULLMQ_PREFIX ??= `perf-compare-${process.pid}-${Date.now()}`)
 
 function connection(target: PeerTarget) {
   if (!target.redisUrl) throw new Error('bullmq needs --redis-url')
@@ -22,7 +22,7 @@ function connection(target: PeerTarget) {
 }
 
 async function withQueue<T>(target: PeerTarget, use: (queue: Queue) => Promise<T>): Promise<T> {
-  const queue = new Queue(queueName, { connection: connection(target), prefix })
+  const queue = new Queue(queueName, { connection: connection(target), prefix: prefix() })
   try {
     return await use(queue)
   } finally {
@@ -35,15 +35,20 @@ export const bullmqPeer: Peer = {
   usesPostgres: false,
   version: async () => installedVersion('bullmq'),
   async setup(target) {
+    process.env.PERF_BULLMQ_PREFIX = `perf-compare-${process.pid}-${Date.now()}`
     await withQueue(target, (queue) => queue.obliterate({ force: true }))
   },
-  async enqueue(target, jobs) {
-    await withQueue(target, async (queue) => {
-      for (let added = 0; added < jobs; added += addBulkChunk) {
-        const count = Math.min(addBulkChunk, jobs - added)
-        await queue.addBulk(Array.from({ length: count }, () => ({ name: queueName, data: {} })))
-      }
-    })
+  async openProducer(target) {
+    const queue = new Queue(queueName, { connection: connection(target), prefix: prefix() })
+    return {
+      async addBulk(payloads) {
+        for (let added = 0; added < payloads.length; added += addBulkChunk) {
+          await queue.addBulk(payloads.slice(added, added + addBulkChunk).map((data) => ({ name: queueName, data })))
+        }
+      },
+      add: async (payload) => void (await queue.add(queueName, payload)),
+      close: () => queue.close(),
+    }
   },
   async countRemaining(target) {
     return withQueue(target, async (queue) => {
@@ -51,16 +56,13 @@ export const bullmqPeer: Peer = {
       return Object.values(counts).reduce((sum, count) => sum + count, 0)
     })
   },
-  workerPlan: (config) => plans[config],
-  async startWorker(target, config, onJob) {
-    const { concurrency } = plans[config]
-    const worker = new Worker(
-      queueName,
-      async (job) => {
-        onJob(String(job.id))
-      },
-      { connection: connection(target), prefix, ...(concurrency === undefined ? {} : { concurrency }) },
-    )
+  workerPlan: (config, slots) => planFor(config, shapes[config], slots),
+  async startWorker(target, plan, handle) {
+    const worker = new Worker(queueName, async (job) => handle(String(job.id), job.data as JobPayload), {
+      connection: connection(target),
+      prefix: prefix(),
+      ...(plan.concurrency === undefined ? {} : { concurrency: plan.concurrency }),
+    })
     worker.on('error', (error) => console.error(`bullmq: ${error.message}`))
     await worker.waitUntilReady()
     return { stop: () => worker.close() }

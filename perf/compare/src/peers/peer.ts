@@ -4,8 +4,28 @@ export type ConfigName = 'best' | 'defaults'
 /** Where a peer keeps its queue. `databaseUrl` is a fresh embedded PostgreSQL per peer and scenario. */
 export interface PeerTarget {
   readonly databaseUrl: string
-  /** Only BullMQ uses it; flushed before each run. */
+  /** Only BullMQ uses it; each run has its own key prefix. */
   readonly redisUrl: string | undefined
+}
+
+/** What every benchmark job carries; a no-op job carries nothing. */
+export interface JobPayload {
+  /** The handler sleeps this long (an I/O-bound job). */
+  readonly sleepMs?: number
+  /** When the producer called the enqueue API, in ms since the epoch (high resolution), for pickup latency. */
+  readonly enqueuedAt?: number
+}
+
+/** Runs one job in a worker process: records the execution, then sleeps as the payload says. */
+export type JobHandler = (id: string, payload: JobPayload) => Promise<void>
+
+/** A producer connection kept open across enqueue calls. */
+export interface Producer {
+  /** Enqueues many jobs the fastest documented way. */
+  addBulk(payloads: readonly JobPayload[]): Promise<void>
+  /** Enqueues one job with the library's single-job API. */
+  add(payload: JobPayload): Promise<void>
+  close(): Promise<void>
 }
 
 /** A running worker inside one worker process. */
@@ -13,9 +33,16 @@ export interface RunningWorker {
   stop(): Promise<void>
 }
 
-/** The worker-side tuning of one configuration: how many processes, and what the report says about it. */
+/**
+ * The worker-side tuning of one configuration: how many processes, each running `concurrency`
+ * handlers (`undefined`: the library's default), and what the report says about it.
+ */
 export interface WorkerPlan {
+  readonly config: ConfigName
   readonly processes: number
+  readonly concurrency: number | undefined
+  /** The scenario fixed the number of handlers (`slots`), rather than the configuration. */
+  readonly hasFixedSlots: boolean
   readonly description: string
 }
 
@@ -29,15 +56,17 @@ export interface Peer {
   readonly usesPostgres: boolean
   /** The library's version as installed, for the report. */
   version(): Promise<string>
-  /** Creates the peer's schema (or flushes Redis) and its queue, on a fresh database. */
-  setup(target: PeerTarget): Promise<void>
-  /** Enqueues `jobs` no-op jobs the fastest documented way. */
-  enqueue(target: PeerTarget, jobs: number): Promise<void>
+  /** Creates the peer's schema (or its Redis key prefix) and its queue, on a fresh database. */
+  setup(target: PeerTarget, config: ConfigName): Promise<void>
+  openProducer(target: PeerTarget, config: ConfigName): Promise<Producer>
   /** Jobs waiting or running (not yet completed) in the queue. */
   countRemaining(target: PeerTarget): Promise<number>
-  workerPlan(config: ConfigName): WorkerPlan
-  /** Starts one process's worker; `onJob` is called with the job's id each time a handler runs. */
-  startWorker(target: PeerTarget, config: ConfigName, onJob: (id: string) => void): Promise<RunningWorker>
+  /**
+   * The processes and handlers of a configuration. With `slots`, the scenario fixes the total number
+   * of handlers over all processes (S3, M1); without, the configuration chooses (S2, S4).
+   */
+  workerPlan(config: ConfigName, slots?: number): WorkerPlan
+  startWorker(target: PeerTarget, plan: WorkerPlan, handle: JobHandler): Promise<RunningWorker>
 }
 
 export const peerNames = ['skiplock', 'graphile-worker', 'pg-boss', 'bullmq'] as const
@@ -59,10 +88,20 @@ export async function loadPeer(name: PeerName): Promise<Peer> {
   }
 }
 
+/**
+ * The database URL for the harness's own sessions (producers, counting): they carry the application name the
+ * measurement leaves out of peak connections (pg lets a URL parameter override a library's own name).
+ */
+export function harnessUrl(databaseUrl: string): string {
+  const url = new URL(databaseUrl)
+  url.searchParams.set('application_name', 'perf-compare')
+  return url.toString()
+}
+
 /** Runs `query` once on a short-lived connection and returns the first column of the first row as a number. */
 export async function queryNumber(databaseUrl: string, query: string): Promise<number> {
   const { default: pg } = await import('pg')
-  const client = new pg.Client({ connectionString: databaseUrl })
+  const client = new pg.Client({ connectionString: harnessUrl(databaseUrl) })
   await client.connect()
   try {
     const result = await client.query<Record<string, unknown>>(query)
@@ -89,4 +128,24 @@ export async function installedVersion(packageName: string): Promise<string> {
     } catch {}
   }
   return 'unknown'
+}
+
+/**
+ * The plan of a configuration for a scenario: `processes` as the configuration says, and with
+ * `slots` given, that many handlers split evenly over them.
+ */
+export function planFor(
+  config: ConfigName,
+  shape: { processes: number; concurrency: number | undefined; description: string },
+  slots: number | undefined,
+): WorkerPlan {
+  if (slots === undefined) return { config, hasFixedSlots: false, ...shape }
+  const concurrency = Math.ceil(slots / shape.processes)
+  return {
+    config,
+    processes: shape.processes,
+    concurrency,
+    hasFixedSlots: true,
+    description: `${shape.processes} process${shape.processes > 1 ? 'es' : ''} x ${concurrency} handlers, ${config === 'best' ? 'tuned' : 'otherwise defaults'}`,
+  }
 }

@@ -1,19 +1,17 @@
 import { createClient, createWorker, defineTask, migrate } from '@skiplock/core'
 
-import { type ConfigName, installedVersion, type Peer, queryNumber, queueName, type WorkerPlan } from './peer.ts'
+import { type ConfigName, harnessUrl, installedVersion, type JobHandler, type JobPayload, type Peer, planFor, queryNumber, queueName } from './peer.ts'
 
-const plans: Record<ConfigName, WorkerPlan & { concurrency: number | undefined }> = {
-  // Not tuned yet: the same shape as graphile-worker's best (2 processes), more handlers each.
+const shapes: Record<ConfigName, { processes: number; concurrency: number | undefined; description: string }> = {
+  // The same shape as graphile-worker's best (2 processes), more handlers each.
   best: { processes: 2, concurrency: 50, description: '2 processes x concurrency 50' },
   defaults: { processes: 1, concurrency: undefined, description: '1 process, createWorker defaults' },
 }
 
-function noopTask(onJob: (id: string) => void = () => {}) {
+function benchTask(handle: JobHandler = async () => {}) {
   return defineTask({
     name: queueName,
-    handler: async (_payload: Record<string, never>, { job }) => {
-      onJob(String(job.id))
-    },
+    handler: async (payload: JobPayload, { job }) => handle(String(job.id), payload),
   })
 }
 
@@ -24,23 +22,23 @@ export const skiplockPeer: Peer = {
   async setup(target) {
     await migrate(target.databaseUrl)
   },
-  async enqueue(target, jobs) {
-    const client = createClient({ connectionString: target.databaseUrl })
-    try {
+  async openProducer(target) {
+    const client = createClient({ connectionString: harnessUrl(target.databaseUrl) })
+    const task = benchTask()
+    return {
       // deferMany: `batchSize` (default 5000) jobs per statement, all in one transaction.
-      await client.deferMany(noopTask(), Array.from({ length: jobs }, () => ({})))
-    } finally {
-      await client.close()
+      addBulk: async (payloads) => void (await client.deferMany(task, payloads)),
+      add: async (payload) => void (await client.defer(task, payload)),
+      close: () => client.close(),
     }
   },
   countRemaining: (target) => queryNumber(target.databaseUrl, 'select count(*) from skiplock.jobs'),
-  workerPlan: (config) => plans[config],
-  async startWorker(target, config, onJob) {
-    const { concurrency } = plans[config]
+  workerPlan: (config, slots) => planFor(config, shapes[config], slots),
+  async startWorker(target, plan, handle) {
     const worker = createWorker({
       connectionString: target.databaseUrl,
-      tasks: [noopTask(onJob)],
-      ...(concurrency === undefined ? {} : { concurrency }),
+      tasks: [benchTask(handle)],
+      ...(plan.concurrency === undefined ? {} : { concurrency: plan.concurrency }),
     })
     worker.on('error', ({ error, during }) => console.error(`skiplock: error during ${during}: ${(error as Error).message}`))
     await worker.start()

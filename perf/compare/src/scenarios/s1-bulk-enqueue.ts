@@ -1,22 +1,31 @@
 import { measure } from '../measure.ts'
-import type { ScenarioResult, ScenarioRun } from './scenario.ts'
+import { noExtras, type ScenarioResult, type ScenarioRun } from './scenario.ts'
 
 /** S1: enqueue `jobs` no-op jobs into an empty queue, the fastest documented way, from one process. */
-export async function runBulkEnqueue({ peer, target, postmasterPid, options }: ScenarioRun): Promise<ScenarioResult> {
-  await peer.setup(target)
-  const { measurement } = await measure(
-    { databaseUrl: peer.usesPostgres ? target.databaseUrl : undefined, postmasterPid: peer.usesPostgres ? postmasterPid : undefined },
-    () => peer.enqueue(target, options.jobs),
-  )
+export async function runBulkEnqueue({ peer, config, synchronousCommit, target, postmasterPid, options }: ScenarioRun): Promise<ScenarioResult> {
+  await peer.setup(target, config)
+  const payloads = Array.from({ length: options.jobs }, () => ({}))
+  const producer = await peer.openProducer(target, config)
+  let measurement
+  try {
+    ;({ measurement } = await measure(
+      { databaseUrl: peer.usesPostgres ? target.databaseUrl : undefined, postmasterPid: peer.usesPostgres ? postmasterPid : undefined },
+      () => producer.addBulk(payloads),
+    ))
+  } finally {
+    await producer.close()
+  }
   const queued = await peer.countRemaining(target)
   return {
     scenario: 'S1',
     peer: peer.name,
     config: 'bulk',
     configDescription: 'bulk API, one client',
+    synchronousCommit,
     jobs: options.jobs,
     jobsDone: options.jobs,
     measurement,
+    ...noExtras,
     isExactlyOnce: queued === options.jobs,
     isPartial: false,
     note: queued === options.jobs ? '' : `queue holds ${queued}`,
