@@ -82,6 +82,19 @@ describe('fetch_jobs', () => {
     expect(again.rows).toEqual([])
   })
 
+  test('commits its claim without waiting for the WAL flush, in its own transaction only', async ({ db }) => {
+    await db.query(`select count(*) from skiplock.defer_jobs(array['a'])`)
+    const worker = await registerWorker(db)
+    const session = await db.connect()
+    await session.query('begin')
+    await session.query(`select id from skiplock.fetch_jobs($1)`, [worker])
+    const inside = await session.query(`select current_setting('synchronous_commit') as setting`)
+    await session.query('commit')
+    const after = await session.query(`select current_setting('synchronous_commit') as setting`)
+    expect(inside.rows[0].setting).toBe('off')
+    expect(after.rows[0].setting).toBe('on')
+  })
+
   test('rejects a batch size below 1 (SK005)', async ({ db }) => {
     await expect(db.query(`select skiplock.fetch_jobs(1, batch_size => 0)`)).rejects.toMatchObject({ code: 'SK005' })
   })

@@ -12,6 +12,11 @@ begin
       using errcode = 'SK005';
   end if;
 
+  -- A claim need not wait for the disk: if the server crashes before its WAL is flushed, the job is
+  -- simply waiting again, and the attempt fence rejects the lost claim's completion. A later durable
+  -- commit (the completion) flushes this claim's WAL first. Saves an fsync per fetch (perf S4, S2).
+  perform set_config('synchronous_commit', 'off', true);
+
   return query
     with claimable as (
       select j.id
@@ -52,4 +57,4 @@ begin
 end;
 $$;
 
-comment on function skiplock.fetch_jobs is 'Claims up to batch_size runnable jobs for a worker, by priority (highest first), then run_at, then id, skipping rows other workers hold and jobs whose lock is busy.';
+comment on function skiplock.fetch_jobs is 'Claims up to batch_size runnable jobs for a worker, by priority (highest first), then run_at, then id, skipping rows other workers hold and jobs whose lock is busy. Sets synchronous_commit off for the calling transaction: call it in a transaction of its own.';
