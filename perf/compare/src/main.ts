@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util'
 import { startDatabaseServer } from '@skiplock/schema/server'
 import pg from 'pg'
 
+import { prepareInspection } from './inspect.ts'
 import { type ConfigName, loadPeer, type PeerName, peerNames } from './peers/peer.ts'
 import { writeReport, type ReportContext } from './report.ts'
 import { runBulkEnqueue } from './scenarios/s1-bulk-enqueue.ts'
@@ -17,7 +18,7 @@ import { runPickup } from './scenarios/s4-pickup.ts'
 import { type ScenarioName, scenarioNames, type ScenarioResult, type ScenarioRun } from './scenarios/scenario.ts'
 
 /** The settings every server gets: the issue's "identical settings" (synchronous_commit is per run). */
-const settings = { max_connections: 200 } as const
+const settings = { max_connections: 200, shared_preload_libraries: 'pg_stat_statements' } as const
 
 const repositoryRoot = fileURLToPath(new URL('../../../', import.meta.url))
 
@@ -129,11 +130,14 @@ for (let repeat = 1; repeat <= repeats; repeat++) {
               context.postgresVersion = `PostgreSQL ${rows[0]?.server_version ?? ''}`.trim()
               await client.end()
             }
+            // The peer connects as its own role: its statements can then be told from the harness's.
+            const peerUrl = peer.usesPostgres ? await prepareInspection(server.url) : server.url
             const result = await runScenario(scenario, {
               peer,
               config,
               synchronousCommit,
-              target: { databaseUrl: server.url, redisUrl },
+              target: { databaseUrl: peerUrl, redisUrl },
+              adminUrl: peer.usesPostgres ? server.url : undefined,
               postmasterPid: server.postmasterPid,
               options: { jobs, maxSeconds },
             })

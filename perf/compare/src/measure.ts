@@ -11,6 +11,8 @@ import {
   startMonitor,
 } from '@skiplock/monitor'
 
+import { finishInspection, type Inspection, startInspection } from './inspect.ts'
+
 /** Time for disconnected backends to exit and be reaped before the last sample. */
 const exitAllowanceMs = 500
 
@@ -36,7 +38,10 @@ export interface Measurement {
 }
 
 export interface MeasureOptions {
+  /** The harness's own URL to the peer's database: samplers and inspection connect with it. */
   databaseUrl: string | undefined
+  /** Jobs the interval handles: with it, the WAL by record type and the peer's statements are read per job. */
+  inspectJobs?: number
   postmasterPid: number | undefined
   /** Processes whose CPU is measured from the start of `body` to its end. */
   clientPids?: readonly number[]
@@ -54,7 +59,7 @@ export interface MeasureOptions {
  * one after `settle`, with the peak of client connections sampled every `intervalMs` (250) between.
  * The monitor's own queries add about 8 commits a second, negligible against the jobs.
  */
-export async function measure<T>(options: MeasureOptions, body: () => Promise<T>): Promise<{ result: T; measurement: Measurement }> {
+export async function measure<T>(options: MeasureOptions, body: () => Promise<T>): Promise<{ result: T; measurement: Measurement; inspection: Inspection | null }> {
   const samplers: Sampler[] = []
   if (options.databaseUrl) {
     samplers.push(connectionsSampler({ connectionString: options.databaseUrl }), databaseSampler({ connectionString: options.databaseUrl }))
@@ -73,6 +78,8 @@ export async function measure<T>(options: MeasureOptions, body: () => Promise<T>
   let wallSeconds: number
   let clientsBefore: SampleData[] = []
   let clientsAfter: SampleData[] = []
+  const inspectUrl = options.inspectJobs ? options.databaseUrl : undefined
+  const startLsn = inspectUrl ? await startInspection(inspectUrl) : undefined
   const first = await monitor.sampleNow()
   try {
     clientsBefore = await sampleClients()
@@ -90,6 +97,7 @@ export async function measure<T>(options: MeasureOptions, body: () => Promise<T>
   }
   const last = await monitor.sampleNow()
   await monitor.stop()
+  const inspection = inspectUrl && startLsn ? await finishInspection(inspectUrl, startLsn, options.inspectJobs!) : null
   for (const sample of [...first, ...last, ...clientsBefore, ...clientsAfter]) {
     if (sample.kind === 'error') console.error(`monitor: ${sample.sampler}: ${sample.message}`)
   }
@@ -109,6 +117,7 @@ export async function measure<T>(options: MeasureOptions, body: () => Promise<T>
     .flatMap((sample) => (sample.kind === 'connections' ? [sample.total - harnessConnections(sample.byApplication)] : []))
   return {
     result,
+    inspection,
     measurement: {
       wallSeconds,
       postgresCpuSeconds: delta(find(first, 'process', 'postgres')?.cpuSeconds, find(last, 'process', 'postgres')?.cpuSeconds),

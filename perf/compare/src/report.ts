@@ -69,6 +69,7 @@ const costColumns = (result: ScenarioResult) => [
   perJob(result.measurement.clientCpuSeconds, result.jobsDone, 1e6, 0),
   perJob(result.measurement.walBytes, result.jobsDone, 1, 0),
   perJob(result.measurement.commits, result.jobsDone, 1, 4),
+  result.inspection ? result.inspection.statementsPerJob.toFixed(4) : 'n/a',
 ]
 
 const table = (header: readonly string[], alignments: string, rows: readonly (readonly (string | number)[])[]) => [
@@ -93,8 +94,8 @@ function rateSection(rows: readonly Row[], scenario: 'S1' | 'S2', title: string)
     `## ${title}`,
     '',
     ...table(
-      ['peer', 'config', 'jobs/s', '× skiplock', 'seconds', 'PG CPU µs/job', 'client CPU µs/job', 'WAL bytes/job', 'tx/job', 'peak connections', 'exactly once', 'notes'],
-      '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
+      ['peer', 'config', 'jobs/s', '× skiplock', 'seconds', 'PG CPU µs/job', 'client CPU µs/job', 'WAL bytes/job', 'tx/job', 'statements/job', 'peak connections', 'exactly once', 'notes'],
+      '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
       scenarioRows.map((row) => {
         const result = row.median
         const baseline = find(rows, scenario, 'skiplock', result.config)
@@ -121,8 +122,8 @@ function sleepingJobsSection(rows: readonly Row[], scenario: 'S3' | 'M1', title:
     `## ${title}`,
     '',
     ...table(
-      ['peer', 'config', 'efficiency', 'drain s', 'ideal s', 'peak connections', 'per process', 'max RSS MiB / process', 'PG CPU µs/job', 'client CPU µs/job', 'WAL bytes/job', 'tx/job', 'exactly once', 'notes'],
-      '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
+      ['peer', 'config', 'efficiency', 'drain s', 'ideal s', 'peak connections', 'per process', 'max RSS MiB / process', 'PG CPU µs/job', 'client CPU µs/job', 'WAL bytes/job', 'tx/job', 'statements/job', 'exactly once', 'notes'],
+      '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
       scenarioRows.map((row) => {
         const result = row.median
         return [
@@ -150,8 +151,8 @@ function pickupSection(rows: readonly Row[]): string[] {
     `## S4: single jobs at 200/s to idle workers (enqueue call to handler start)`,
     '',
     ...table(
-      ['peer', 'config', 'jobs', 'pickup p50 ms', 'pickup p99 ms', 'peak connections', 'PG CPU µs/job', 'WAL bytes/job', 'tx/job', 'exactly once', 'notes'],
-      '|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|',
+      ['peer', 'config', 'jobs', 'pickup p50 ms', 'pickup p99 ms', 'peak connections', 'PG CPU µs/job', 'WAL bytes/job', 'tx/job', 'statements/job', 'exactly once', 'notes'],
+      '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
       scenarioRows.map((row) => {
         const result = row.median
         const costs = costColumns(result)
@@ -165,12 +166,54 @@ function pickupSection(rows: readonly Row[]): string[] {
           costs[0]!,
           costs[2]!,
           costs[3]!,
+          costs[4]!,
           result.isExactlyOnce ? 'yes' : 'NO',
           result.note,
         ]
       }),
     ),
   ]
+}
+
+/** Where S2's WAL and statement time go, per peer: pg_walinspect's record types and pg_stat_statements' top statements. */
+function whereItGoesSection(rows: readonly Row[]): string[] {
+  const inspected = rows.filter((row) => row.median.scenario === 'S2' && row.median.synchronousCommit === 'on' && row.median.inspection)
+  if (!inspected.length) return []
+  const lines = [
+    '## Where S2 goes: WAL by record type and the statements that ran',
+    '',
+    'From the median S2 run of each row: `pg_get_wal_stats` (pg_walinspect) between the WAL positions at the start and end of the ' +
+      'interval, and `pg_stat_statements` for the peer\'s own role (the harness connects as another), top-level statements only. ' +
+      'Records are per job; FPI is the part of the bytes that are full-page images.',
+    '',
+  ]
+  for (const row of inspected) {
+    const { peer, config } = row.median
+    const inspection = row.median.inspection!
+    lines.push(
+      `### ${peer}, ${config}`,
+      '',
+      ...table(
+        ['WAL record', 'records/job', 'bytes/job', 'of which FPI'],
+        '|---|---:|---:|---:|',
+        inspection.walByRecord
+          .filter((record) => record.bytesPerJob >= 1)
+          .slice(0, 8)
+          .map((record) => [`\`${record.type}\``, record.recordsPerJob.toFixed(3), record.bytesPerJob.toFixed(0), record.fullPageBytesPerJob.toFixed(0)]),
+      ),
+      ...table(
+        ['statement', 'calls/job', 'mean ms', 'share of time'],
+        '|---|---:|---:|---:|',
+        inspection.topStatements.map((statement) => [
+          `\`${statement.query.length > 110 ? `${statement.query.slice(0, 107)}...` : statement.query}\``.replaceAll('|', '\\|'),
+          statement.callsPerJob.toFixed(4),
+          statement.meanMs.toFixed(2),
+          `${(statement.timeShare * 100).toFixed(0)}%`,
+        ]),
+      ),
+    )
+  }
+  return lines
 }
 
 /** S2 and S3 with `synchronous_commit` on beside off, for every peer that ran both. */
@@ -298,6 +341,7 @@ export function renderReport(context: ReportContext, results: readonly ScenarioR
     ...pickupSection(rows),
     ...sleepingJobsSection(rows, 'M1', 'M1: memory of one worker process running 1,000 handlers (10,000 jobs sleeping U[500,1500] ms)'),
     ...durabilitySection(rows),
+    ...whereItGoesSection(rows),
   ].join('\n')
 }
 

@@ -3,6 +3,7 @@ import { once } from 'node:events'
 import { setTimeout as delay } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 
+import type { Inspection } from '../inspect.ts'
 import { type Measurement, measure } from '../measure.ts'
 import type { Peer, PeerTarget, WorkerPlan } from '../peers/peer.ts'
 
@@ -16,6 +17,8 @@ const workerScript = fileURLToPath(new URL('../worker-process.ts', import.meta.u
 export interface WorkersRunOptions {
   peer: Peer
   target: PeerTarget
+  /** The harness's own URL (monitoring, counting); undefined without PostgreSQL. */
+  adminUrl: string | undefined
   postmasterPid: number | undefined
   plan: WorkerPlan
   /** Executions the run waits for before it waits for an empty queue. */
@@ -32,6 +35,7 @@ export interface WorkersRunOptions {
 
 export interface WorkersOutcome {
   measurement: Measurement
+  inspection: Inspection | null
   /** Seconds from the end of `produce` (or the start) to an empty queue. */
   drainSeconds: number
   /** Stopped at `maxSeconds` before the queue was empty. */
@@ -52,6 +56,8 @@ export interface WorkersOutcome {
  */
 export async function runWorkers(options: WorkersRunOptions): Promise<WorkersOutcome> {
   const { peer, target, plan } = options
+  // Counting runs as the harness, so it stays out of the peer's statements.
+  const countTarget = { ...target, databaseUrl: options.adminUrl ?? target.databaseUrl }
   const children = Array.from({ length: plan.processes }, () =>
     fork(workerScript, [peer.name, JSON.stringify(plan), target.databaseUrl, target.redisUrl ?? ''], {
       execArgv: ['--conditions=development'],
@@ -97,9 +103,10 @@ export async function runWorkers(options: WorkersRunOptions): Promise<WorkersOut
     if (options.isIdleAtStart) await Promise.all(await startChildren())
     const total = () => [...executions.values()].reduce((sum, count) => sum + count, 0)
     let drainSeconds = 0
-    const { measurement, result: isPartial } = await measure(
+    const { measurement, inspection, result: isPartial } = await measure(
       {
-        databaseUrl: peer.usesPostgres ? target.databaseUrl : undefined,
+        databaseUrl: options.adminUrl,
+        inspectJobs: options.jobs,
         postmasterPid: peer.usesPostgres ? options.postmasterPid : undefined,
         clientPids: children.map((child) => child.pid!),
         settle: () => stopChildren(),
@@ -120,7 +127,7 @@ export async function runWorkers(options: WorkersRunOptions): Promise<WorkersOut
             await delay(10)
           }
           // Executed is not yet completed: wait for the completions to commit.
-          while ((await peer.countRemaining(target)) > 0) {
+          while ((await peer.countRemaining(countTarget)) > 0) {
             if (performance.now() > deadline) return true
             await delay(10)
           }
@@ -135,13 +142,14 @@ export async function runWorkers(options: WorkersRunOptions): Promise<WorkersOut
     const childReports = [...reports.values()]
     return {
       measurement,
+      inspection,
       drainSeconds,
       isPartial,
       ids: childReports.flatMap((report) => report.ids),
       executionsInInterval,
       pickupsMs: childReports.flatMap((report) => report.pickupsMs),
       maxRssBytes: Math.max(...childReports.map((report) => report.maxRssBytes)),
-      remaining: await peer.countRemaining(target),
+      remaining: await peer.countRemaining(countTarget),
     }
   } finally {
     for (const child of children) if (child.exitCode === null) child.kill('SIGKILL')

@@ -36,6 +36,7 @@ export async function runDrain(run: ScenarioRun): Promise<ScenarioResult> {
     jobsDone: outcome.isPartial ? Math.min(new Set(outcome.ids).size, outcome.executionsInInterval) : options.jobs,
     measurement: outcome.measurement,
     ...noExtras,
+    inspection: outcome.inspection,
     processes: plan.processes,
     maxRssBytes: outcome.maxRssBytes,
     isPartial: outcome.isPartial,

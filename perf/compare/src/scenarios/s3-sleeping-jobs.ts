@@ -55,6 +55,7 @@ export async function runSleepingJobs(run: ScenarioRun, workload: SleepingJobs):
     jobsDone: outcome.isPartial ? outcome.executionsInInterval : workload.jobs,
     measurement: outcome.measurement,
     ...noExtras,
+    inspection: outcome.inspection,
     efficiency: outcome.isPartial ? null : idealSeconds / outcome.drainSeconds,
     drainSeconds: outcome.drainSeconds,
     idealSeconds,

@@ -48,6 +48,7 @@ export async function runPickup(run: ScenarioRun, seconds: number): Promise<Scen
     jobsDone: outcome.isPartial ? outcome.executionsInInterval : jobs,
     measurement: outcome.measurement,
     ...noExtras,
+    inspection: outcome.inspection,
     processes: plan.processes,
     pickupP50Ms: percentile(outcome.pickupsMs, 0.5),
     pickupP99Ms: percentile(outcome.pickupsMs, 0.99),

@@ -1,3 +1,4 @@
+import type { Inspection } from '../inspect.ts'
 import type { Measurement } from '../measure.ts'
 import type { ConfigName, Peer, PeerTarget } from '../peers/peer.ts'
 
@@ -34,6 +35,8 @@ export interface ScenarioResult {
   pickupP99Ms: number | null
   /** The largest peak resident set size of one worker process. */
   maxRssBytes: number | null
+  /** WAL by record type and the peer's statements over the interval; null without PostgreSQL. */
+  inspection: Inspection | null
   /** S1: the queue holds exactly `jobs`. Others: executions = distinct ids = jobs, and nothing left. */
   isExactlyOnce: boolean
   isPartial: boolean
@@ -44,7 +47,10 @@ export interface ScenarioRun {
   peer: Peer
   config: ConfigName
   synchronousCommit: 'on' | 'off'
+  /** Where the peer connects (as its own role, see inspect.ts). */
   target: PeerTarget
+  /** The harness's own URL for monitoring and counting; undefined when the peer does not use PostgreSQL. */
+  adminUrl: string | undefined
   postmasterPid: number | undefined
   options: ScenarioOptions
 }
@@ -58,6 +64,7 @@ export const noExtras = {
   pickupP50Ms: null,
   pickupP99Ms: null,
   maxRssBytes: null,
+  inspection: null,
 } as const
 
 /** The value below which `fraction` of the sorted values lie (nearest rank). */
