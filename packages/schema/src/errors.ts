@@ -65,7 +65,7 @@ export class InvalidSchemaNameError extends SkiplockError {
   constructor(data: { schema: string }) {
     super(
       'INVALID_SCHEMA_NAME',
-      `schema name ${JSON.stringify(data.schema)} is invalid: expected 1 to 63 characters of a-z, 0-9 and _, not starting with a digit`,
+      `schema name ${JSON.stringify(data.schema)} is invalid: expected 1 to 54 characters of a-z, 0-9 and _, not starting with a digit`,
     )
     this.schema = data.schema
   }

@@ -5,7 +5,13 @@ import { InvalidSchemaNameError } from './errors.ts'
 /** The schema skiplock uses when none is given. */
 export const DEFAULT_SCHEMA = 'skiplock'
 
-const SCHEMA_NAME_PATTERN = /^[a-z_][a-z0-9_]{0,62}$/
+/**
+ * Longest schema name. Notification channels are named `<schema>_jobs`, `<schema>_cancel` and
+ * `<schema>_finished`, and PostgreSQL refuses a channel name past 63 bytes: 63 - 9 for `_finished`.
+ */
+const MAX_SCHEMA_NAME_LENGTH = 54
+
+const SCHEMA_NAME_PATTERN = new RegExp(`^[a-z_][a-z0-9_]{0,${MAX_SCHEMA_NAME_LENGTH - 1}}$`)
 
 /**
  * Checks that `schema` is a plain lowercase identifier and returns it quoted for SQL.

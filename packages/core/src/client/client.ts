@@ -5,6 +5,7 @@ import {
   deferJobIds,
   deferJobs,
   findJobs,
+  InvalidArgumentError,
   type Job,
   type JobState,
   listJobs,
@@ -17,8 +18,8 @@ import {
 import pg from 'pg'
 
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../json.ts'
-import type { Task } from './define-task.ts'
-import { buildDeferArgs, type DeferOptions } from './defer.ts'
+import { MAX_INTEGER, type Task } from './define-task.ts'
+import { buildDeferArgs, type DeferOptions, isStorableDate } from './defer.ts'
 import { inTransaction } from '../transaction.ts'
 import { ResultWaiter } from './result-waiter.ts'
 
@@ -87,9 +88,12 @@ export function createClient(options: ClientOptions): Client {
   if (!options.pool && !options.connectionString) {
     throw new TypeError('createClient needs a connectionString or a pool')
   }
+  const maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES
+  // defer_jobs takes the limit as an integer of at least 2 (the JSON text `{}`).
+  checkWholeNumber('maxPayloadBytes', maxPayloadBytes, 2)
+  checkWholeNumber('resultPollIntervalMs', options.resultPollIntervalMs, 1)
   const pool = options.pool ?? createPool(options.connectionString)
   const db = toQueryable(pool)
-  const maxPayloadBytes = options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES
   const waiter = new ResultWaiter({
     pool,
     schema,
@@ -107,6 +111,7 @@ export function createClient(options: ClientOptions): Client {
 
     async deferMany(task, payloads, deferOptions = {}) {
       const batchSize = deferOptions.batchSize ?? 5000
+      checkWholeNumber('batchSize', batchSize, 1)
       const deferBatches = async (target: ReturnType<typeof toQueryable>) => {
         const ids: string[] = []
         let batch: unknown[] = []
@@ -133,7 +138,12 @@ export function createClient(options: ClientOptions): Client {
     },
 
     cancel: async (jobId) => cancelJob(db, schema, checkJobId(jobId)),
-    retry: async (jobId, retryOptions = {}) => retryJob(db, schema, checkJobId(jobId), retryOptions.runAt),
+    async retry(jobId, retryOptions = {}) {
+      if (retryOptions.runAt !== undefined && !isStorableDate(retryOptions.runAt)) {
+        throw new InvalidArgumentError({ argument: 'runAt', reason: `${String(retryOptions.runAt)} is not a valid Date that PostgreSQL can store` })
+      }
+      return retryJob(db, schema, checkJobId(jobId), retryOptions.runAt)
+    },
     getJob: async (jobId) => (isJobId(jobId) ? ((await findJobs(db, schema, [jobId]))[0] as never) : undefined),
     listJobs: (listOptions = {}) => listJobs(db, schema, { state: listOptions.state, queueName: listOptions.queue, limit: listOptions.limit }),
     stats: () => queueStats(db, schema),
@@ -142,6 +152,13 @@ export function createClient(options: ClientOptions): Client {
       await waiter.close()
       if (!options.pool) await pool.end()
     },
+  }
+}
+
+/** @throws {InvalidArgumentError} unless `value` is absent or a whole number from `min` to {@link MAX_INTEGER}. */
+function checkWholeNumber(argument: string, value: number | undefined, min: number): void {
+  if (value !== undefined && !(Number.isInteger(value) && value >= min && value <= MAX_INTEGER)) {
+    throw new InvalidArgumentError({ argument, reason: `${value} is not a whole number from ${min} to ${MAX_INTEGER}` })
   }
 }
 

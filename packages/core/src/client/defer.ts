@@ -1,7 +1,15 @@
-import { type Connection, type DeferJobsArgs, InvalidArgumentError } from '@skiplock/schema'
+import { type Connection, type DeferJobsArgs, InvalidArgumentError, InvalidQueueNameError } from '@skiplock/schema'
 
 import { toStorableJson } from '../json.ts'
-import { validatePayload, type JobOptions, type Task } from './define-task.ts'
+import { MAX_INTEGER, validatePayload, type JobOptions, type Task } from './define-task.ts'
+
+/** Longest lock or queueing lock, in UTF-8 bytes: index entries have a size limit, and a key is a name, not data. */
+const MAX_LOCK_BYTES = 1024
+
+const QUEUE_NAME = /^[A-Za-z0-9_.:/-]{1,128}$/
+
+/** The earliest moment PostgreSQL's timestamptz holds: 4714-11-24 BC. */
+const EARLIEST_RUN_AT_MS = -210_866_803_200_000
 
 /** Options of one `defer` or `deferMany` call; each overrides the task's default. */
 export interface DeferOptions<Payload> extends JobOptions<Payload> {
@@ -31,26 +39,30 @@ export async function buildDeferArgs<Payload>(
   const runAt = resolveRunAt(options)
   const lock = options.lock ?? defaults.lock
   const queueingLock = options.queueingLock ?? defaults.queueingLock
+  // Both are integer columns: a number past their range would fail in PostgreSQL instead of here.
   const maxAttempts = options.maxAttempts ?? defaults.maxAttempts
-  if (maxAttempts !== undefined && !(Number.isInteger(maxAttempts) && maxAttempts >= 1)) {
-    throw new InvalidArgumentError({ argument: 'maxAttempts', reason: `${maxAttempts} is not a whole number of at least 1` })
+  if (maxAttempts !== undefined && !(Number.isInteger(maxAttempts) && maxAttempts >= 1 && maxAttempts <= MAX_INTEGER)) {
+    throw new InvalidArgumentError({ argument: 'maxAttempts', reason: `${maxAttempts} is not a whole number from 1 to ${MAX_INTEGER}` })
   }
   const priority = options.priority ?? defaults.priority
-  if (priority !== undefined && !Number.isInteger(priority)) {
-    throw new InvalidArgumentError({ argument: 'priority', reason: `${priority} is not a whole number` })
+  if (priority !== undefined && !(Number.isInteger(priority) && Math.abs(priority) <= MAX_INTEGER)) {
+    throw new InvalidArgumentError({ argument: 'priority', reason: `${priority} is not a whole number from -${MAX_INTEGER} to ${MAX_INTEGER}` })
   }
+  // Checked here because a name holding \u0000 cannot even be sent to PostgreSQL to be refused there.
+  const queue = options.queue ?? defaults.queue ?? null
+  if (queue !== null && !QUEUE_NAME.test(queue)) throw new InvalidQueueNameError({ queueName: queue })
   for (const payload of payloads) await validatePayload(task, payload)
 
   const count = payloads.length
   return {
     taskNames: Array(count).fill(task.name),
     payloads: payloads.map((payload) => toStorableJson(payload, { taskName: task.name, maxBytes: maxPayloadBytes })),
-    queueNames: Array(count).fill(options.queue ?? defaults.queue ?? null),
+    queueNames: Array(count).fill(queue),
     priorities: priority === undefined ? undefined : Array(count).fill(priority),
     runAts: runAt === undefined ? undefined : Array(count).fill(runAt),
     maxAttempts: maxAttempts === undefined ? undefined : Array(count).fill(maxAttempts),
-    locks: lock === undefined ? undefined : payloads.map((payload) => resolveKey(lock, payload)),
-    queueingLocks: queueingLock === undefined ? undefined : payloads.map((payload) => resolveKey(queueingLock, payload)),
+    locks: lock === undefined ? undefined : payloads.map((payload) => resolveKey('lock', lock, payload)),
+    queueingLocks: queueingLock === undefined ? undefined : payloads.map((payload) => resolveKey('queueingLock', queueingLock, payload)),
     onQueueingLockConflict: options.onQueueingLockConflict ?? 'error',
     maxPayloadBytes,
   }
@@ -61,20 +73,48 @@ function resolveRunAt(options: { runAt?: Date; delayMs?: number }): Date | undef
     throw new InvalidArgumentError({ argument: 'runAt', reason: 'give runAt or delayMs, not both' })
   }
   if (options.runAt !== undefined) {
-    if (!(options.runAt instanceof Date) || Number.isNaN(options.runAt.getTime())) {
-      throw new InvalidArgumentError({ argument: 'runAt', reason: `${String(options.runAt)} is not a valid Date` })
+    if (!isStorableDate(options.runAt)) {
+      throw new InvalidArgumentError({ argument: 'runAt', reason: `${String(options.runAt)} is not a valid Date that PostgreSQL can store` })
     }
     return options.runAt
   }
   if (options.delayMs !== undefined) {
-    if (!(Number.isFinite(options.delayMs) && options.delayMs >= 0)) {
-      throw new InvalidArgumentError({ argument: 'delayMs', reason: `${options.delayMs} is not a number of milliseconds of at least 0` })
+    const runAtMs = Date.now() + options.delayMs
+    // new Date() of a time past JavaScript's range (about 275,760 years from 1970) is an invalid Date.
+    if (!(Number.isFinite(options.delayMs) && options.delayMs >= 0 && isStorableTime(new Date(runAtMs).getTime()))) {
+      throw new InvalidArgumentError({ argument: 'delayMs', reason: `${options.delayMs} is not a number of milliseconds from 0 to the latest Date` })
     }
-    return new Date(Date.now() + options.delayMs)
+    return new Date(runAtMs)
   }
   return undefined
 }
 
-function resolveKey<Payload>(key: string | ((payload: Payload) => string | null | undefined), payload: Payload): string | null {
-  return (typeof key === 'function' ? key(payload) : key) ?? null
+/** Whether `date` is a valid Date that PostgreSQL's timestamptz can hold. */
+export function isStorableDate(date: unknown): date is Date {
+  return date instanceof Date && isStorableTime(date.getTime())
+}
+
+function isStorableTime(timeMs: number): boolean {
+  return !Number.isNaN(timeMs) && timeMs >= EARLIEST_RUN_AT_MS
+}
+
+/**
+ * A job's lock or queueing lock: any text of at most {@link MAX_LOCK_BYTES} bytes that PostgreSQL can
+ * store (no \u0000; unpaired surrogates would all be stored as U+FFFD, so two such keys would collide).
+ */
+function resolveKey<Payload>(
+  argument: 'lock' | 'queueingLock',
+  key: string | ((payload: Payload) => string | null | undefined),
+  payload: Payload,
+): string | null {
+  const value = (typeof key === 'function' ? key(payload) : key) ?? null
+  if (value === null) return null
+  if (typeof value !== 'string' || !value.isWellFormed() || value.includes('\0')) {
+    throw new InvalidArgumentError({ argument, reason: 'a key must be text without \\u0000 or unpaired UTF-16 surrogates' })
+  }
+  const sizeBytes = Buffer.byteLength(value)
+  if (sizeBytes > MAX_LOCK_BYTES) {
+    throw new InvalidArgumentError({ argument, reason: `the key is ${sizeBytes} bytes, over the limit of ${MAX_LOCK_BYTES}` })
+  }
+  return value
 }

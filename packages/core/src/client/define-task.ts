@@ -85,6 +85,12 @@ export interface Task<Payload = any, Result = any> {
 const TASK_NAME = /^[A-Za-z0-9_.:/-]{1,128}$/
 
 /**
+ * Largest count or number of milliseconds an option takes: PostgreSQL's integer, and the longest
+ * delay `setTimeout` keeps (a larger one fires at once).
+ */
+export const MAX_INTEGER = 2_147_483_647
+
+/**
  * Defines a task: its name, payload validator, handler and defaults.
  * @throws {InvalidArgumentError} for an invalid name or option, at definition time.
  * @example
@@ -108,8 +114,8 @@ export function defineTask<Schema extends StandardSchemaV1 | undefined = undefin
 }
 
 function checkPositiveInteger(name: string, value: number | undefined): void {
-  if (value !== undefined && !(Number.isInteger(value) && value >= 1)) {
-    throw new InvalidTaskDefinitionError(`${name} is ${value}: expected a whole number of at least 1`)
+  if (value !== undefined && !(Number.isInteger(value) && value >= 1 && value <= MAX_INTEGER)) {
+    throw new InvalidTaskDefinitionError(`${name} is ${value}: expected a whole number from 1 to ${MAX_INTEGER}`)
   }
 }
 

@@ -72,6 +72,24 @@ begin
         hint = 'A queue name is 1 to 128 characters of letters, digits and _ . : / -';
   end if;
 
+  -- Keys are indexed, and an index entry has a size limit: refuse a long key here with a clear error.
+  select k.position, k.argument, octet_length(k.key) as size_bytes
+  into v_bad
+  from (
+    select l.position, 'locks' as argument, l.key
+    from unnest(check_defer_arguments.locks) with ordinality as l(key, position)
+    union all
+    select q.position, 'queueing_locks' as argument, q.key
+    from unnest(check_defer_arguments.queueing_locks) with ordinality as q(key, position)
+  ) as k
+  where octet_length(k.key) > 1024
+  limit 1;
+  if found then
+    raise exception 'defer_jobs: % at position % is % bytes, over the limit of 1024 bytes', v_bad.argument, v_bad.position, v_bad.size_bytes
+      using errcode = 'SK005',
+        detail = json_build_object('position', v_bad.position, 'argument', v_bad.argument)::text;
+  end if;
+
   select m.position, m.max_attempts
   into v_bad
   from unnest(check_defer_arguments.max_attempts) with ordinality as m(max_attempts, position)

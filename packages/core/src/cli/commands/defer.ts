@@ -67,11 +67,14 @@ function commandLineTask(name: string): Task<unknown> {
   })
 }
 
-/** @throws {InvalidPayloadError} naming the task and the JSON parser's complaint. */
+/** @throws {InvalidPayloadError} naming the task and the JSON parser's complaint, without the payload. */
 function parsePayload(task: Task, text: string): unknown {
   try {
     return JSON.parse(text)
   } catch (error) {
-    throw new InvalidPayloadError({ taskName: task.name, reason: `it is not JSON text (${(error as Error).message})` }, { cause: error })
+    // V8 quotes the start of the text in its message (`Unexpected token 'x', "{..." is not valid JSON`),
+    // and a payload may hold what must not reach a terminal or a log: so no `cause` either.
+    const complaint = (error as Error).message.replace(/, ".*"(\.\.\.)? is not valid JSON$/s, ' in the JSON text')
+    throw new InvalidPayloadError({ taskName: task.name, reason: `it is not JSON text (${complaint})` })
   }
 }
