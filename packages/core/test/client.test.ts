@@ -164,6 +164,18 @@ describe('deferMany', () => {
     await expect(skiplock.deferMany(sendEmail, payloads, { batchSize: 10 })).rejects.toBeInstanceOf(InvalidPayloadError)
     expect(await countJobs(db)).toBe(0)
   })
+
+  test('writes none of the jobs and returns ids in order when the server refuses a batch while the next is prepared', async ({ db, skiplock }) => {
+    const deduplicated = defineTask({ name: 'deduplicated', queueingLock: (payload: { key: string }) => payload.key, handler: async () => null })
+    await expect(
+      skiplock.deferMany(deduplicated, [{ key: 'a' }, { key: 'b' }, { key: 'b' }, { key: 'c' }, { key: 'd' }, { key: 'e' }], { batchSize: 2 }),
+    ).rejects.toBeInstanceOf(QueueingLockTakenError)
+    expect(await countJobs(db)).toBe(0)
+
+    const ids = await skiplock.deferMany(deduplicated, ['a', 'b', 'c', 'd', 'e'].map((key) => ({ key })), { batchSize: 2 })
+    const { rows } = await db.query<{ id: string }>(`select id from skiplock.jobs order by queueing_lock`)
+    expect(ids).toEqual(rows.map((row) => row.id))
+  })
 })
 
 describe('inspecting and managing jobs', () => {

@@ -115,17 +115,24 @@ export function createClient(options: ClientOptions): Client {
       const deferBatches = async (target: ReturnType<typeof toQueryable>) => {
         const ids: string[] = []
         let batch: unknown[] = []
+        // One statement stays in flight while the next batch is serialised, so the client's work
+        // overlaps the server's (perf S1). Statements on one connection still run in order.
+        let inFlight: Promise<void> = Promise.resolve()
         const flush = async () => {
           if (batch.length === 0) return
           const args = await buildDeferArgs(task, batch as never[], deferOptions, maxPayloadBytes)
           batch = []
-          ids.push(...(await deferJobIds(target, schema, args)))
+          await inFlight
+          inFlight = deferJobIds(target, schema, args).then((batchIds) => void ids.push(...batchIds))
+          // Awaited by the next flush or at the end; until then a failure must not count as unhandled.
+          inFlight.catch(() => {})
         }
         for await (const payload of payloads) {
           batch.push(payload)
           if (batch.length >= batchSize) await flush()
         }
         await flush()
+        await inFlight
         return ids
       }
       if (deferOptions.tx) return deferBatches(toQueryable(deferOptions.tx))
