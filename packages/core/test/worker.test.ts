@@ -325,6 +325,35 @@ describe('graceful stop', () => {
     expect((reason as Error).name).toBe('WorkerStoppedError')
     expect((await db.query(`select state, attempts from skiplock.jobs where id = $1`, [job.id])).rows).toEqual([{ state: 'todo', attempts: 0 }])
   })
+
+  test('keeps heartbeating while it stops, so a job that outlives the lease is not rescued from under it', async ({ db, skiplock, startWorker }) => {
+    const slow = defineTask({
+      name: 'slow',
+      handler: async () => {
+        await new Promise((resolve) => setTimeout(resolve, 1800))
+        return 'done'
+      },
+    })
+    const worker = await startWorker({ tasks: [slow], leaseSeconds: 1, heartbeatIntervalMs: 200, shutdownGracePeriodMs: 5000 })
+    const started = worker.once('job:started')
+    const job = await skiplock.defer(slow, {})
+    await started
+    const stopped = worker.stop()
+    // Another worker's maintenance, running all through the stop.
+    const rescued: string[] = []
+    let isStopping = true
+    const maintenance = (async () => {
+      while (isStopping) {
+        rescued.push(...(await db.query<{ id: string }>(`select id from skiplock.rescue_jobs()`)).rows.map((row) => row.id))
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+    })()
+    await stopped
+    isStopping = false
+    await maintenance
+    expect(rescued).toEqual([])
+    expect(await skiplock.getJob(job.id)).toMatchObject({ state: 'succeeded', attempts: 1, result: 'done' })
+  })
 })
 
 describe('observability', () => {

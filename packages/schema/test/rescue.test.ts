@@ -33,11 +33,13 @@ describe('rescue_jobs', () => {
 
     const { rows: states } = await db.query(`select id, state, worker_id, run_at from skiplock.jobs order by id`)
     expect(states.filter((job) => liveJobs.some((live) => live.id === job.id)).map((job) => job.state)).toEqual(['doing', 'doing'])
+    // Back in their place in the queue, not behind the jobs that arrived while they ran.
     for (const job of states.filter((job) => deadJobs.some((dead) => dead.id === job.id))) {
-      expect(job).toMatchObject({ state: 'todo', worker_id: null, run_at: secondsLater(31) })
+      expect(job).toMatchObject({ state: 'todo', worker_id: null, run_at: start })
     }
-    // The rescued jobs run again at once, and the attempt that died counts.
-    const again = await db.query(`select id, attempts from skiplock.fetch_jobs($1, batch_size => 10, now => $2)`, [live, secondsLater(31)])
+    await db.query(`select skiplock.defer_jobs(array['t'], run_ats => array[$1::timestamptz])`, [secondsLater(30)])
+    // The rescued jobs run again at once, first, and the attempt that died counts.
+    const again = await db.query(`select id, attempts from skiplock.fetch_jobs($1, batch_size => 2, now => $2)`, [live, secondsLater(31)])
     expect(again.rows.map((row) => [row.id, row.attempts])).toEqual(deadJobs.map((job) => [job.id, 2]))
   })
 

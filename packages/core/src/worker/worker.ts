@@ -147,6 +147,14 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   /** Recent handler duration (exponential moving average), which sizes the adaptive batch. */
   #handlerMsAverage: number | undefined
   #timers = new Set<NodeJS.Timeout>()
+  /**
+   * The heartbeat's timer, apart from the others: a stopping worker heartbeats until it unregisters,
+   * or the jobs it is still finishing would be rescued from under it once its lease ran out.
+   */
+  #heartbeatTimers = new Set<NodeJS.Timeout>()
+  #isHeartbeating = false
+  /** The heartbeat in flight, awaited before unregistering: a heartbeat after that would fail. */
+  #heartbeatInFlight: Promise<void> = Promise.resolve()
   #stopping: Promise<void> | undefined
   #forceStop: (() => void) | undefined
   #removeSignalHandlers: (() => void) | undefined
@@ -265,8 +273,12 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       this.#isQueueDrained = false
       this.#wake()
     })
-    this.#every(this.#options.heartbeatIntervalMs, () => this.#heartbeat())
-    this.#every(this.#options.maintenanceIntervalMs, () => this.#maintain(), true)
+    this.#isHeartbeating = true
+    this.#every(this.#options.heartbeatIntervalMs, () => (this.#heartbeatInFlight = this.#heartbeat()), {
+      timers: this.#heartbeatTimers,
+      isDue: () => this.#isHeartbeating,
+    })
+    this.#every(this.#options.maintenanceIntervalMs, () => this.#maintain(), { isJittered: true })
     if (this.#options.handleSignals) this.#installSignalHandlers()
     this.emit('worker:started', { workerId: this.#workerId })
     this.#wake()
@@ -314,12 +326,14 @@ export class Worker extends TypedEmitter<WorkerEvents> {
         }
         await Promise.all(released)
         await this.#completer.drain(Date.now() + 10_000)
+        await this.#stopHeartbeat()
         if (this.#workerId !== undefined) await unregisterWorker(this.#db, this.#options.schema, this.#workerId)
       }
     } catch (error) {
       fatalError = error
       this.#reportError(error, 'stop')
     } finally {
+      await this.#stopHeartbeat()
       await listenerStopped
       this.#removeSignalHandlers?.()
       await this.#pool.end().catch(() => {})
@@ -343,19 +357,30 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     }
   }
 
-  /** Runs `step` every `intervalMs` (jittered when asked) until the worker stops; steps never overlap. */
-  #every(intervalMs: number, step: () => Promise<void> | void, isJittered = false): void {
+  /** Runs `step` every `intervalMs` (jittered when asked) while `isDue()`, by default until the worker stops; steps never overlap. */
+  #every(
+    intervalMs: number,
+    step: () => Promise<void> | void,
+    { isJittered = false, timers = this.#timers, isDue = () => this.#state === 'running' } = {},
+  ): void {
     const schedule = () => {
-      if (this.#state !== 'running') return
+      if (!isDue()) return
       const waitMs = isJittered ? intervalMs * (0.8 + Math.random() * 0.4) : intervalMs
       const timer = setTimeout(async () => {
-        this.#timers.delete(timer)
+        timers.delete(timer)
         await step()
         schedule()
       }, waitMs)
-      this.#timers.add(timer)
+      timers.add(timer)
     }
     schedule()
+  }
+
+  async #stopHeartbeat(): Promise<void> {
+    this.#isHeartbeating = false
+    for (const timer of this.#heartbeatTimers) clearTimeout(timer)
+    this.#heartbeatTimers.clear()
+    await this.#heartbeatInFlight
   }
 
   #reportError(error: unknown, during: string): void {

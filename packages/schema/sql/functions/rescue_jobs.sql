@@ -36,11 +36,13 @@ begin
       for update of j skip locked
     ),
     retried as (
+      -- The job keeps its place in the queue: it has waited its turn once already, and sending it behind
+      -- a backlog would leave a crashed worker's jobs waiting far longer than the lease.
       update skiplock.jobs as j
       set
         state = 'todo',
         worker_id = null,
-        run_at = rescue_jobs.now,
+        run_at = least(j.run_at, rescue_jobs.now),
         errors = j.errors || jsonb_build_array(o.error),
         queueing_lock = skiplock.waiting_queueing_lock(j.queueing_lock)
       from orphans as o
@@ -74,4 +76,4 @@ begin
 end;
 $$;
 
-comment on function skiplock.rescue_jobs is 'Removes workers whose heartbeat is older than their lease and returns their running jobs to the queue at once (or fails them if no attempts are left); safe to run from many workers.';
+comment on function skiplock.rescue_jobs is 'Removes workers whose heartbeat is older than their lease and returns their running jobs to the queue at once, in their place (or fails them if no attempts are left); safe to run from many workers.';
