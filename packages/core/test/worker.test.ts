@@ -1,5 +1,8 @@
 import {
+  createWorker,
   defineTask,
+  InvalidArgumentError,
+  InvalidQueueNameError,
   JobCancelledError,
   JobFailedError,
   JobTimeoutError,
@@ -103,6 +106,47 @@ describe('running jobs', () => {
       const order = events.filter((entry) => entry.event === 'start').map((entry) => entry.n)
       expect(order).toEqual([...order].sort((a, b) => a - b))
     }
+  })
+})
+
+describe('connections', () => {
+  test('holds two connections by default, whatever its concurrency: claims go through the listening one', async ({ db, skiplock, startWorker }) => {
+    const workerConnections = async () =>
+      (
+        await db.query(
+          `select application_name as name, query from pg_stat_activity
+           where datname = current_database() and (application_name like 'skiplock-worker%' or application_name = 'skiplock-listener')`,
+        )
+      ).rows as { name: string; query: string }[]
+    const worker = await startWorker({ tasks: [echo], concurrency: 200 })
+    const ids = await skiplock.deferMany(echo, Array.from({ length: 2000 }, (_, n) => ({ value: `v${n}` })))
+    let peak = 0
+    const sampling = (async () => {
+      while (worker.runningCount > 0 || peak === 0) {
+        peak = Math.max(peak, (await workerConnections()).length)
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+    })()
+    await Promise.all(ids.map((id) => skiplock.result(id, { timeoutMs: 20_000 })))
+    await sampling
+    expect(peak).toBe(2)
+    const listener = (await workerConnections()).find((connection) => connection.name === 'skiplock-listener')
+    expect(listener?.query).toMatch(/fetch_jobs/)
+  })
+
+  test('refuses options it cannot honour before connecting', async ({ db, startWorker }) => {
+    for (const options of [
+      { name: 'x\u0000options\u0000-c search_path=evil' },
+      { leaseSeconds: 1e10 },
+      { pollIntervalMs: 1e10 },
+      { shutdownGracePeriodMs: 2 ** 31 },
+      { maxPayloadBytes: 2 ** 31 },
+    ]) {
+      expect(() => createWorker({ connectionString: db.url, tasks: [], ...options }), JSON.stringify(options)).toThrow(InvalidArgumentError)
+    }
+    expect(() => createWorker({ connectionString: db.url, tasks: [], queues: ['q\u0000'] })).toThrow(InvalidQueueNameError)
+    // The largest values allowed still start.
+    await startWorker({ tasks: [], leaseSeconds: 2_147_483, pollIntervalMs: 2 ** 31 - 1 })
   })
 })
 

@@ -11,6 +11,11 @@ const QUEUE_NAME = /^[A-Za-z0-9_.:/-]{1,128}$/
 /** The earliest moment PostgreSQL's timestamptz holds: 4714-11-24 BC. */
 const EARLIEST_RUN_AT_MS = -210_866_803_200_000
 
+/** @throws {InvalidQueueNameError} unless `queue` is 1 to 128 letters, digits or `_.:/-`. */
+export function checkQueueName(queue: string): void {
+  if (!QUEUE_NAME.test(queue)) throw new InvalidQueueNameError({ queueName: queue })
+}
+
 /** Options of one `defer` or `deferMany` call; each overrides the task's default. */
 export interface DeferOptions<Payload> extends JobOptions<Payload> {
   /** Run no earlier than this. */
@@ -50,7 +55,7 @@ export async function buildDeferArgs<Payload>(
   }
   // Checked here because a name holding \u0000 cannot even be sent to PostgreSQL to be refused there.
   const queue = options.queue ?? defaults.queue ?? null
-  if (queue !== null && !QUEUE_NAME.test(queue)) throw new InvalidQueueNameError({ queueName: queue })
+  if (queue !== null) checkQueueName(queue)
   for (const payload of payloads) await validatePayload(task, payload)
 
   const count = payloads.length

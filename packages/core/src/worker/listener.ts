@@ -14,11 +14,13 @@ export interface ListenerOptions {
 
 /**
  * The worker's one dedicated LISTEN connection. It reconnects with backoff when the connection drops;
- * a lost connection only adds latency, since polling is the correctness path.
+ * a lost connection only adds latency, since polling is the correctness path. While it is up, the
+ * worker also claims jobs on it, so its pool needs one connection fewer.
  */
 export class Listener {
   readonly #options: ListenerOptions
   #client: pg.Client | undefined
+  #isListening = false
   #reconnectTimer: NodeJS.Timeout | undefined
   #failures = 0
   #isStopped = false
@@ -27,12 +29,18 @@ export class Listener {
     this.#options = options
   }
 
+  /** The listening connection while it is up and listening; undefined while it (re)connects. */
+  get connection(): pg.Client | undefined {
+    return this.#isListening ? this.#client : undefined
+  }
+
   start(): void {
     void this.#connect()
   }
 
   async stop(): Promise<void> {
     this.#isStopped = true
+    this.#isListening = false
     clearTimeout(this.#reconnectTimer)
     const client = this.#client
     this.#client = undefined
@@ -47,6 +55,7 @@ export class Listener {
     const drop = (error: unknown) => {
       if (hasDropped || this.#isStopped) return
       hasDropped = true
+      this.#isListening = false
       this.#options.onError(error)
       client.end().catch(() => {})
       this.#scheduleReconnect()
@@ -65,6 +74,7 @@ export class Listener {
         return
       }
       this.#failures = 0
+      this.#isListening = true
       this.#options.onConnected()
     } catch (error) {
       drop(error)

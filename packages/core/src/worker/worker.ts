@@ -20,7 +20,8 @@ import {
 } from '@skiplock/schema'
 import pg from 'pg'
 
-import { backoffDelayMs, type Task, validatePayload } from '../client/define-task.ts'
+import { checkQueueName } from '../client/defer.ts'
+import { backoffDelayMs, MAX_INTEGER, type Task, validatePayload } from '../client/define-task.ts'
 import { JobCancelledError, JobTimeoutError, NonRetryableError, UnknownTaskError, WorkerStoppedError } from '../errors.ts'
 import { TypedEmitter } from '../events.ts'
 import { DEFAULT_MAX_PAYLOAD_BYTES, toStorableJson } from '../json.ts'
@@ -46,8 +47,10 @@ export interface WorkerOptions {
   /** Handlers running at once; default 10. */
   concurrency?: number
   /**
-   * Connections in the pool; the worker uses at most this plus one for LISTEN. Default 2. Transactional
-   * handlers run at most `poolSize - 1` at a time, so one connection stays free for the worker itself.
+   * Connections in the pool; the worker uses at most this plus one for LISTEN, on which it also claims
+   * jobs. Default 1, so a worker holds 2 connections whatever its concurrency; 2 with `listen: false`
+   * (claims then use the pool too) or when a task is transactional. Transactional handlers run at most
+   * `poolSize - 1` at a time (at least one), so a connection stays free for the worker itself.
    */
   poolSize?: number
   /**
@@ -166,7 +169,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     this.#options = {
       schema: DEFAULT_SCHEMA,
       concurrency,
-      poolSize: 2,
+      poolSize: options.listen === false || options.tasks.some((task) => task.definition.transactional) ? 2 : 1,
       batchSize: 0,
       pollIntervalMs: 1000,
       listen: true,
@@ -185,17 +188,29 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     }
     const o = this.#options
     quoteSchemaName(o.schema)
+    // Times end up in setTimeout, which fires at once past MAX_INTEGER ms; the lease also in an integer column.
     for (const [name, value] of Object.entries({
       concurrency: o.concurrency,
       poolSize: o.poolSize,
       ...(options.batchSize === undefined ? {} : { batchSize: o.batchSize }),
       pollIntervalMs: o.pollIntervalMs,
-      leaseSeconds: o.leaseSeconds,
+      leaseSeconds: o.leaseSeconds * 1000,
       heartbeatIntervalMs: o.heartbeatIntervalMs,
       maintenanceIntervalMs: o.maintenanceIntervalMs,
+      shutdownGracePeriodMs: o.shutdownGracePeriodMs,
+      maxPayloadBytes: o.maxPayloadBytes,
     })) {
-      if (!(Number.isFinite(value) && value >= 1)) throw new InvalidArgumentError({ argument: name, reason: `${value} is not a number of at least 1` })
+      if (!(Number.isFinite(value) && value >= 1 && value <= MAX_INTEGER)) {
+        const shown = name === 'leaseSeconds' ? o.leaseSeconds : value
+        const limit = name === 'leaseSeconds' ? Math.floor(MAX_INTEGER / 1000) : MAX_INTEGER
+        throw new InvalidArgumentError({ argument: name, reason: `${shown} is not a number from 1 to ${limit}` })
+      }
     }
+    // The name goes into application_name, which a \u0000 would end early (and let the rest inject parameters).
+    if (typeof o.name !== 'string' || o.name.includes('\0') || !o.name.isWellFormed()) {
+      throw new InvalidArgumentError({ argument: 'name', reason: 'a worker name must be text without \\u0000 or unpaired UTF-16 surrogates' })
+    }
+    for (const queue of o.queues ?? []) checkQueueName(queue)
     if (o.heartbeatIntervalMs >= o.leaseSeconds * 1000) {
       throw new InvalidArgumentError({ argument: 'heartbeatIntervalMs', reason: `${o.heartbeatIntervalMs} ms is not shorter than the lease of ${o.leaseSeconds} s` })
     }
@@ -411,7 +426,9 @@ export class Worker extends TypedEmitter<WorkerEvents> {
         // yet committed also wait: while the database is slow to take them, fetching more only adds leases.
         if (room < Math.max(1, Math.floor(batchSize / 2)) || this.#workerId === undefined) break
         if (this.#completer.pendingCount >= maxPendingOutcomes) break
-        const jobs = await fetchJobs(this.#db, this.#options.schema, {
+        // Claims go through the LISTEN connection while it is up, leaving the pool to outcomes and heartbeats.
+        const listening = this.#listener?.connection
+        const jobs = await fetchJobs(listening ? toQueryable(listening) : this.#db, this.#options.schema, {
           workerId: this.#workerId,
           queueNames: this.#options.queues ?? null,
           batchSize: room,
