@@ -3,6 +3,29 @@ import { describe, expect } from 'vitest'
 import { test } from '../src/testing.ts'
 
 describe('lock', () => {
+  test('claims from a freshly filled, never analyzed table without reading every job of a busy lock', async ({ db }) => {
+    // 4,000 waiting jobs, half of them on one lock: the planner takes the new table for a few rows.
+    await db.query(`
+      select count(*) from skiplock.defer_jobs(
+        array_fill('t'::text, array[4000]),
+        locks => (select array_agg(case when n % 2 = 0 then 'busy' else 'k' || (n % 1000) end) from generate_series(1, 4000) as n)
+      )`)
+    const { rows: workers } = await db.query(`select id from skiplock.register_worker('w')`)
+    const session = await db.connect()
+    await session.query('begin')
+    const claimed = await session.query(`select id from skiplock.fetch_jobs($1, batch_size => 50)`, [workers[0].id])
+    // This transaction's own reads of the jobs table: a plan that checks each waiting job's lock by
+    // reading every job of that lock reads about 2,000,000 index entries here.
+    const { rows } = await session.query(
+      `select sum(pg_stat_get_xact_tuples_returned(i.indexrelid)) as entries
+       from pg_index as i
+       where i.indrelid = 'skiplock.jobs'::regclass`,
+    )
+    await session.query('commit')
+    expect(claimed.rows).toHaveLength(50)
+    expect(Number(rows[0].entries)).toBeLessThan(20_000)
+  })
+
   test('runs jobs sharing a lock one at a time, in creation order', async ({ db }) => {
     await db.query(`
       select count(*) from skiplock.defer_jobs(
