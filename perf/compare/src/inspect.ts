@@ -1,5 +1,8 @@
 import pg from 'pg'
 
+/** The application name of the harness's own sessions, left out of the peers' connections. */
+export const harnessApplicationName = 'perf-compare'
+
 /** The role the peers connect as, so that pg_stat_statements can tell their statements from the harness's. */
 export const peerRole = 'peer'
 
@@ -36,7 +39,7 @@ export interface Inspection {
 export async function prepareInspection(databaseUrl: string): Promise<string> {
   const url = new URL(databaseUrl)
   const password = decodeURIComponent(url.password)
-  const client = new pg.Client({ connectionString: databaseUrl })
+  const client = new pg.Client({ connectionString: databaseUrl, application_name: harnessApplicationName })
   await client.connect()
   try {
     // The server may ask for a password: the peers' role gets the harness's.
@@ -52,7 +55,7 @@ export async function prepareInspection(databaseUrl: string): Promise<string> {
 
 /** Marks the start of an interval: resets statement statistics and returns the WAL insert position. */
 export async function startInspection(databaseUrl: string): Promise<string> {
-  const client = new pg.Client({ connectionString: databaseUrl })
+  const client = new pg.Client({ connectionString: databaseUrl, application_name: harnessApplicationName })
   await client.connect()
   try {
     await client.query('select pg_stat_statements_reset()')
@@ -64,7 +67,7 @@ export async function startInspection(databaseUrl: string): Promise<string> {
 
 /** Reads what the peer wrote and ran since `startLsn`, per job. */
 export async function finishInspection(databaseUrl: string, startLsn: string, jobs: number): Promise<Inspection> {
-  const client = new pg.Client({ connectionString: databaseUrl })
+  const client = new pg.Client({ connectionString: databaseUrl, application_name: harnessApplicationName })
   await client.connect()
   try {
     const wal = await client.query<{ type: string; count: string; combined_size: string; fpi_size: string }>(

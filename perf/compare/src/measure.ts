@@ -2,6 +2,7 @@ import { setTimeout as delay } from 'node:timers/promises'
 
 import {
   callbackSink,
+  type ConnectionsSample,
   connectionsSampler,
   databaseSampler,
   processSampler,
@@ -11,16 +12,21 @@ import {
   startMonitor,
 } from '@skiplock/monitor'
 
-import { finishInspection, type Inspection, startInspection } from './inspect.ts'
+import { finishInspection, harnessApplicationName, type Inspection, startInspection } from './inspect.ts'
 
 /** Time for disconnected backends to exit and be reaped before the last sample. */
 const exitAllowanceMs = 500
 
-/** The application names of the harness's own sessions: the monitor's and `queryNumber`'s. */
-export const harnessApplicationNames = ['skiplock-monitor', 'perf-compare'] as const
+/** The application names of the harness's own sessions: the monitor's, and the producers', counting's and inspection's. */
+const harnessApplicationNames = ['skiplock-monitor', harnessApplicationName] as const
 
-const harnessConnections = (byApplication: Readonly<Record<string, number>>) =>
-  harnessApplicationNames.reduce((sum, name) => sum + (byApplication[name] ?? 0), 0)
+/**
+ * The harness's own sessions in a sample, plus sessions still starting: their application name is not
+ * known yet, and the harness opens a short connection every few milliseconds to count what is left.
+ * A peer's own connection counts once it has started.
+ */
+const harnessConnections = (sample: ConnectionsSample) =>
+  harnessApplicationNames.reduce((sum, name) => sum + (sample.byApplication[name] ?? 0), 0) + (sample.byState.starting ?? 0)
 
 /** What a measured interval cost, as deltas between a sample before it and one after. */
 export interface Measurement {
@@ -114,7 +120,7 @@ export async function measure<T>(options: MeasureOptions, body: () => Promise<T>
   )
   const connections = rounds
     .flat()
-    .flatMap((sample) => (sample.kind === 'connections' ? [sample.total - harnessConnections(sample.byApplication)] : []))
+    .flatMap((sample) => (sample.kind === 'connections' ? [sample.total - harnessConnections(sample)] : []))
   return {
     result,
     inspection,

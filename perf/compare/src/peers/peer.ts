@@ -1,3 +1,5 @@
+import { harnessApplicationName } from '../inspect.ts'
+
 /** Which tuning a peer runs with: its best documented configuration, or its library defaults. */
 export type ConfigName = 'best' | 'defaults'
 
@@ -94,7 +96,7 @@ export async function loadPeer(name: PeerName): Promise<Peer> {
  */
 export function harnessUrl(databaseUrl: string): string {
   const url = new URL(databaseUrl)
-  url.searchParams.set('application_name', 'perf-compare')
+  url.searchParams.set('application_name', harnessApplicationName)
   return url.toString()
 }
 

@@ -156,12 +156,15 @@ export async function runWorkers(options: WorkersRunOptions): Promise<WorkersOut
   }
 }
 
-/** Exactly once: every job ran once and the queue is empty; for a partial run, nothing ran twice and nothing vanished. */
+/**
+ * Exactly once: every job ran once and the queue is empty. For a partial run: nothing ran twice and
+ * nothing vanished (a job running when the run stopped may be both executed and still in the queue).
+ */
 export function checkExactlyOnce(outcome: WorkersOutcome, jobs: number): { isExactlyOnce: boolean; note: string } {
   const distinct = new Set(outcome.ids).size
   const duplicates = outcome.ids.length - distinct
   const isExactlyOnce = outcome.isPartial
-    ? duplicates === 0 && distinct + outcome.remaining === jobs
+    ? duplicates === 0 && distinct <= jobs && distinct + outcome.remaining >= jobs
     : outcome.ids.length === jobs && distinct === jobs && outcome.remaining === 0
   const note = [
     outcome.isPartial ? `stopped with ${outcome.remaining} of ${jobs} left` : '',
