@@ -301,7 +301,13 @@ function goalsSection(rows: readonly Row[]): string[] {
   const m1 = find(rows, 'M1', 'skiplock', 'defaults')?.median
   if (m1?.maxRssBytes != null) check('M1: one process with 1,000 handlers under 200 MB resident', `${mebibytes(m1.maxRssBytes)} MiB peak RSS`, m1.maxRssBytes < 200 * 10 ** 6)
   if (!goals.length) return []
-  return ['## Goals (issue 8), from this run', '', ...table(['goal', 'measured', ''], '|---|---|---|', goals)]
+  return [
+    '## Goals (issue 8), from this run',
+    '',
+    ...table(['goal', 'measured', ''], '|---|---|---|', goals),
+    'Why the goals that are not met are not, and what would close them: [README.md](README.md) in this folder.',
+    '',
+  ]
 }
 
 /** Renders the results as markdown: the goals, then a table per scenario, then the durability comparison. */
