@@ -79,6 +79,10 @@ const table = (header: readonly string[], alignments: string, rows: readonly (re
   '',
 ]
 
+/** The rows of one scenario with `synchronous_commit` on: the ones the goals count. */
+const rowsOf = (rows: readonly Row[], scenario: ScenarioName) =>
+  rows.filter((row) => row.median.scenario === scenario && row.median.synchronousCommit === 'on')
+
 function find(rows: readonly Row[], scenario: ScenarioName, peer: string, config: string, synchronousCommit: 'on' | 'off' = 'on') {
   return rows.find(
     (row) =>
@@ -88,7 +92,7 @@ function find(rows: readonly Row[], scenario: ScenarioName, peer: string, config
 
 /** The rate tables (S1, S2): jobs/s, the ratio to skiplock with the same configuration, the costs per job. */
 function rateSection(rows: readonly Row[], scenario: 'S1' | 'S2', title: string): string[] {
-  const scenarioRows = rows.filter((row) => row.median.scenario === scenario && row.median.synchronousCommit === 'on')
+  const scenarioRows = rowsOf(rows, scenario)
   if (!scenarioRows.length) return []
   return [
     `## ${title}`,
@@ -116,7 +120,7 @@ function rateSection(rows: readonly Row[], scenario: 'S1' | 'S2', title: string)
 }
 
 function sleepingJobsSection(rows: readonly Row[], scenario: 'S3' | 'M1', title: string): string[] {
-  const scenarioRows = rows.filter((row) => row.median.scenario === scenario && row.median.synchronousCommit === 'on')
+  const scenarioRows = rowsOf(rows, scenario)
   if (!scenarioRows.length) return []
   return [
     `## ${title}`,
@@ -145,7 +149,7 @@ function sleepingJobsSection(rows: readonly Row[], scenario: 'S3' | 'M1', title:
 }
 
 function pickupSection(rows: readonly Row[]): string[] {
-  const scenarioRows = rows.filter((row) => row.median.scenario === 'S4')
+  const scenarioRows = rowsOf(rows, 'S4')
   if (!scenarioRows.length) return []
   return [
     `## S4: single jobs at 200/s to idle workers (enqueue call to handler start)`,
@@ -177,7 +181,7 @@ function pickupSection(rows: readonly Row[]): string[] {
 
 /** Where S2's WAL and statement time go, per peer: pg_walinspect's record types and pg_stat_statements' top statements. */
 function whereItGoesSection(rows: readonly Row[]): string[] {
-  const inspected = rows.filter((row) => row.median.scenario === 'S2' && row.median.synchronousCommit === 'on' && row.median.inspection)
+  const inspected = rowsOf(rows, 'S2').filter((row) => row.median.inspection)
   if (!inspected.length) return []
   const lines = [
     '## Where S2 goes: WAL by record type and the statements that ran',
