@@ -69,6 +69,7 @@ const worker = createWorker({
   connectionString,
   tasks: [tasks.plain, tasks.transactional, tasks.flaky],
   name: workerName,
+  ...(process.env.LISTEN_URL ? { listenConnectionString: process.env.LISTEN_URL } : {}),
   ...(process.env.QUEUES ? { queues: process.env.QUEUES.split(',') } : {}),
   concurrency: env('CONCURRENCY', 4),
   // A fixed batch keeps the jobs one process holds at most concurrency + batch, the bound on duplicates.

@@ -23,6 +23,10 @@ export interface WorkerSettings {
   GRACE_MS?: number
   MAX_JOB_MS?: number
   QUEUES?: string
+  /** Where the worker connects; default the test database. */
+  DATABASE_URL?: string
+  /** A separate URL for its LISTEN connection (e.g. direct, when DATABASE_URL goes through a pooler). */
+  LISTEN_URL?: string
 }
 
 /** A line a worker process printed on stdout. */
@@ -114,8 +118,8 @@ export class Fleet {
     const child = spawn(process.execPath, ['--conditions=development', workerScript], {
       env: {
         ...process.env,
-        ...Object.fromEntries(Object.entries(env).map(([key, value]) => [key, String(value)])),
         DATABASE_URL: this.#db.url,
+        ...Object.fromEntries(Object.entries(env).map(([key, value]) => [key, String(value)])),
         WORKER_NAME: name,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
