@@ -17,6 +17,12 @@ export class Rollback<T> {
 export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect()
   let isBroken = false
+  // A checked-out client is ours to watch: a socket error (a server crash) would otherwise be an unhandled
+  // 'error' event and end the process. The query in flight fails with the error anyway.
+  const onSocketError = () => {
+    isBroken = true
+  }
+  client.on('error', onSocketError)
   try {
     await client.query('begin')
     const value = await work(client)
@@ -29,6 +35,7 @@ export async function inTransaction<T>(pool: pg.Pool, work: (client: pg.PoolClie
     if (error instanceof Rollback) return error.value as T
     throw error
   } finally {
+    client.off('error', onSocketError)
     client.release(isBroken)
   }
 }

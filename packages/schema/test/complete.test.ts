@@ -36,6 +36,24 @@ describe('complete_jobs', () => {
     expect((await db.query(`select id, state from skiplock.jobs`)).rows).toEqual([{ id: claimed[4].id, state: 'doing' }])
   })
 
+  test('a completing transaction left idle past the lease is ended by the server, freeing the job for rescue', async ({ db }) => {
+    await db.query(`select skiplock.defer_jobs(array['t'])`)
+    const { rows: workers } = await db.query(`select id from skiplock.register_worker('w', 1)`)
+    const [job] = (await db.query(`select id, attempts from skiplock.fetch_jobs($1)`, [workers[0].id])).rows
+    // A worker that began completing and was then cut off: its session sits idle in the transaction.
+    const cutOff = await db.connect()
+    await cutOff.query('begin')
+    await cutOff.query(`select skiplock.fail_jobs($1, array[$2::bigint], array[$3::int], array['{}'::jsonb])`, [workers[0].id, job.id, job.attempts])
+    const locked = () => db.query(`select id from skiplock.jobs where id = $1 for update skip locked`, [job.id])
+    expect((await locked()).rows).toEqual([])
+
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    await expect(cutOff.query('commit')).rejects.toThrow()
+    // Rolled back, and the row lock went with the session: rescue can take the job.
+    expect((await locked()).rows).toEqual([{ id: job.id }])
+    expect((await db.query(`select state, attempts from skiplock.jobs where id = $1`, [job.id])).rows).toEqual([{ state: 'doing', attempts: 1 }])
+  })
+
   test('rejects a completion from another worker', async ({ db }) => {
     const job = await claimOne(db)
     const { rows: intruders } = await db.query(`select id from skiplock.register_worker('intruder')`)

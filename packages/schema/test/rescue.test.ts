@@ -101,6 +101,19 @@ describe('rescue_jobs', () => {
   })
 })
 
+describe('rescue_jobs after a server restart', () => {
+  test('does not count time before the server started against a lease', async ({ db }) => {
+    await db.query(`select skiplock.defer_jobs(array['t'])`)
+    // A worker that last heartbeat an hour before the server (re)started: it could not heartbeat while the server was down.
+    const { rows: workers } = await db.query(`select id from skiplock.register_worker('w', 30, pg_postmaster_start_time() - interval '1 hour')`)
+    const [job] = await claim(db, workers[0].id)
+    const rescueAt = (seconds: number) => db.query(`select id from skiplock.rescue_jobs(pg_postmaster_start_time() + make_interval(secs => $1))`, [seconds])
+
+    expect((await rescueAt(29)).rows).toEqual([])
+    expect((await rescueAt(31)).rows).toEqual([{ id: job!.id }])
+  })
+})
+
 describe('workers', () => {
   test('a graceful unregister releases held jobs without using up an attempt', async ({ db }) => {
     await db.query(`select count(*) from skiplock.defer_jobs(array['a', 'b'], run_ats => array[$1::timestamptz, $1::timestamptz])`, [start])

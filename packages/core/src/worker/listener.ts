@@ -10,6 +10,8 @@ export interface ListenerOptions {
   /** (Re)connected: anything announced while disconnected was missed, so look now. */
   onConnected: () => void
   onError: (error: unknown) => void
+  /** How long opening the connection may take. */
+  connectTimeoutMs: number
 }
 
 /**
@@ -47,9 +49,24 @@ export class Listener {
     await client?.end().catch(() => {})
   }
 
+  /** The database is back: reconnect now rather than when the backoff ends. */
+  reconnectNow(): void {
+    if (this.#isStopped || this.#reconnectTimer === undefined) return
+    clearTimeout(this.#reconnectTimer)
+    this.#reconnectTimer = undefined
+    this.#failures = 0
+    void this.#connect()
+  }
+
   async #connect(): Promise<void> {
+    this.#reconnectTimer = undefined
     const { connectionString, schema } = this.#options
-    const client = new pg.Client({ connectionString, application_name: 'skiplock-listener' })
+    const client = new pg.Client({
+      connectionString,
+      application_name: 'skiplock-listener',
+      connectionTimeoutMillis: this.#options.connectTimeoutMs,
+      keepAlive: true,
+    })
     this.#client = client
     let hasDropped = false
     const drop = (error: unknown) => {

@@ -29,6 +29,7 @@ import { describeError, type Logger, silentLogger } from '../logger.ts'
 import { inTransaction, Rollback } from '../transaction.ts'
 import { Completer, type CompletionHook, type Outcome } from './completer.ts'
 import { Listener } from './listener.ts'
+import { isConnectionError, Outage } from './outage.ts'
 import { type PeriodicTask, PeriodicScheduler } from './periodic-scheduler.ts'
 import { Semaphore } from './semaphore.ts'
 
@@ -133,6 +134,8 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   readonly #completer: Completer
   readonly #listener: Listener | undefined
   readonly #periodic: PeriodicScheduler | undefined
+  /** Set while the database is unreachable: the loops wait for it instead of retrying each on its own. */
+  readonly #outage: Outage
   readonly #running = new Map<string, RunningJob>()
   /**
    * A transactional handler holds a pooled connection for its whole run; leaving one connection free
@@ -147,6 +150,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   /** The last fetch found fewer jobs than it asked for: wait for a notification or the poll. */
   #isQueueDrained = false
   #fetchFailures = 0
+  #stopStartedAt = 0
   /** Recent handler duration (exponential moving average), which sizes the adaptive batch. */
   #handlerMsAverage: number | undefined
   #timers = new Set<NodeJS.Timeout>()
@@ -220,7 +224,15 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     }
     this.#logger = options.logger ?? silentLogger
     this.#transactionSlots = new Semaphore(Math.max(1, o.poolSize - 1))
-    this.#pool = new pg.Pool({ connectionString: o.connectionString, max: o.poolSize, application_name: `skiplock-worker ${o.name}` })
+    this.#pool = new pg.Pool({
+      connectionString: o.connectionString,
+      max: o.poolSize,
+      application_name: `skiplock-worker ${o.name}`,
+      // A connect that hangs (a cut network) must fail, so the outage's probe can try again.
+      connectionTimeoutMillis: connectTimeoutMs,
+      // Lets the kernel notice a peer that vanished without closing the socket.
+      keepAlive: true,
+    })
     // An idle pooled connection that dies (server restart) must not crash the process.
     this.#pool.on('error', (error) => this.#reportError(error, 'pool'))
     this.#db = toQueryable(this.#pool)
@@ -241,9 +253,30 @@ export class Worker extends TypedEmitter<WorkerEvents> {
           },
           onCancel: (jobId) => this.#running.get(jobId)?.controller.abort(new JobCancelledError({ jobId })),
           onConnected: () => this.#wake(),
+          connectTimeoutMs,
           onError: (error) => this.#reportError(error, 'listen'),
         })
       : undefined
+    this.#outage = new Outage({
+      probe: async () => {
+        try {
+          await this.#beat()
+        } catch (error) {
+          // Any answer but a connection error means the database is back.
+          if (isConnectionError(error)) throw error
+          this.#reportError(error, 'heartbeat')
+        }
+      },
+      onDown: (error) =>
+        this.#logger.error({ error: describeError(error).message, workerId: this.#workerId }, 'database unreachable; retrying about once a second'),
+      onStillDown: ({ downMs, attempts }) => this.#logger.warn({ downMs, attempts, workerId: this.#workerId }, 'database still unreachable'),
+      onRestored: ({ downMs, attempts }) => {
+        if (attempts > 1) this.#logger.info({ downMs, attempts, workerId: this.#workerId }, 'database reachable again')
+        this.#listener?.reconnectNow()
+        this.#isQueueDrained = false
+        this.#wake()
+      },
+    })
     this.#periodic =
       o.periodic && o.periodic.length > 0
         ? new PeriodicScheduler({
@@ -275,7 +308,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     if (this.#state !== 'idle') throw new InvalidArgumentError({ argument: 'worker', reason: `it is ${this.#state}, so it cannot start` })
     this.#state = 'running'
     try {
-      this.#workerId = await registerWorker(this.#db, this.#options.schema, this.#options.name, this.#options.leaseSeconds)
+      this.#workerId = await this.#register()
     } catch (error) {
       this.#state = 'stopped'
       await this.#pool.end()
@@ -314,8 +347,26 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     return this.#stopping
   }
 
+  /**
+   * Registers, waiting out a server that is full or still starting (a fleet starting at once may find every
+   * connection taken for a moment); any other error, a refused connection included, is thrown at once.
+   */
+  async #register(): Promise<string> {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await registerWorker(this.#db, this.#options.schema, this.#options.name, this.#options.leaseSeconds)
+      } catch (error) {
+        const code = (error as { code?: unknown }).code
+        if (!(code === '53300' || code === '57P03') || this.#stopping) throw error
+        if (attempt === 1) this.#reportError(error, 'register')
+        await delay(Math.min(1000, 100 * 2 ** attempt) * (1 + Math.random() / 2))
+      }
+    }
+  }
+
   async #shutdown(): Promise<void> {
     const wasRunning = this.#state === 'running'
+    this.#stopStartedAt = Date.now()
     this.#state = 'stopping'
     this.#logger.info({ workerId: this.#workerId, running: this.#running.size }, 'worker stopping')
     for (const timer of this.#timers) clearTimeout(timer)
@@ -340,7 +391,9 @@ export class Worker extends TypedEmitter<WorkerEvents> {
           await Promise.race([allSettled(), delay(1000)])
         }
         await Promise.all(released)
-        await this.#completer.drain(Date.now() + 10_000)
+        // Outcomes get what is left of the grace period, and a second at least: with the database down they
+        // cannot be recorded, and the jobs are rescued after the lease instead.
+        await this.#completer.drain(Math.max(this.#stopStartedAt + this.#options.shutdownGracePeriodMs, Date.now() + 1000))
         await this.#stopHeartbeat()
         if (this.#workerId !== undefined) await unregisterWorker(this.#db, this.#options.schema, this.#workerId)
       }
@@ -349,6 +402,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       this.#reportError(error, 'stop')
     } finally {
       await this.#stopHeartbeat()
+      this.#outage.stop()
       await listenerStopped
       this.#removeSignalHandlers?.()
       await this.#pool.end().catch(() => {})
@@ -398,7 +452,15 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     await this.#heartbeatInFlight
   }
 
+  /**
+   * Reports a failed step. A connection error starts an outage, whose probe takes over until the database
+   * answers; once a probe has failed too, the outage was reported and its further errors would only repeat it.
+   */
   #reportError(error: unknown, during: string): void {
+    if (isConnectionError(error)) {
+      if (this.#outage.isReportedDown) return
+      this.#outage.report()
+    }
     this.#logger.error({ error: describeError(error), during, workerId: this.#workerId }, `skiplock worker error during ${during}`)
     if (this.listenerCount('error') > 0) this.emit('error', { error, during })
     else if (this.#logger === silentLogger) console.error(`skiplock worker error during ${during}:`, describeError(error).message)
@@ -425,6 +487,10 @@ export class Worker extends TypedEmitter<WorkerEvents> {
         // Too little room: wait until enough jobs finish to make a fetch worth its round trip. Outcomes not
         // yet committed also wait: while the database is slow to take them, fetching more only adds leases.
         if (room < Math.max(1, Math.floor(batchSize / 2)) || this.#workerId === undefined) break
+        if (this.#outage.isDown) {
+          await this.#outage.whenRestored()
+          if (this.#state !== 'running') break
+        }
         if (this.#completer.pendingCount >= maxPendingOutcomes) break
         // Claims go through the LISTEN connection while it is up, leaving the pool to outcomes and heartbeats.
         const listening = this.#listener?.connection
@@ -446,9 +512,12 @@ export class Worker extends TypedEmitter<WorkerEvents> {
         if (!this.#isQueueDrained) this.#shouldFetchAgain = true
       } while (this.#shouldFetchAgain && this.#state === 'running')
     } catch (error) {
-      this.#fetchFailures += 1
       this.#reportError(error, 'fetch')
-      await delay(Math.min(10_000, 100 * 2 ** this.#fetchFailures))
+      // A lost database is waited for at the top of the loop; another failure backs off.
+      if (!isConnectionError(error)) {
+        this.#fetchFailures += 1
+        await delay(Math.min(10_000, 100 * 2 ** this.#fetchFailures))
+      }
       this.#shouldFetchAgain = true
     } finally {
       this.#isFetching = false
@@ -601,14 +670,22 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   }
 
   async #heartbeat(): Promise<void> {
+    // During an outage the probe heartbeats.
+    if (this.#outage.isDown) return
+    await this.#beat().catch((error: unknown) => this.#reportError(error, 'heartbeat'))
+  }
+
+  /** One heartbeat, aborting the jobs whose cancellation was asked; registers again if presumed dead. */
+  async #beat(): Promise<void> {
     const workerId = this.#workerId
     if (workerId === undefined) return
     try {
       const cancelled = await heartbeat(this.#db, this.#options.schema, workerId)
       for (const jobId of cancelled) this.#running.get(jobId)?.controller.abort(new JobCancelledError({ jobId }))
     } catch (error) {
+      if (!(error instanceof WorkerNotRegisteredError && this.#isHeartbeating)) throw error
       this.#reportError(error, 'heartbeat')
-      if (error instanceof WorkerNotRegisteredError && this.#state === 'running') await this.#reregister()
+      if (this.#state === 'running') await this.#reregister()
     }
   }
 
@@ -626,6 +703,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   }
 
   async #maintain(): Promise<void> {
+    if (this.#outage.isDown) return
     try {
       const rescued = await rescueJobs(this.#db, this.#options.schema)
       if (rescued.length > 0) {
@@ -659,6 +737,9 @@ const adaptiveBufferMs = 20
 
 /** Outcomes waiting for their group commit beyond which the worker stops fetching. */
 const maxPendingOutcomes = 2000
+
+/** How long the worker's connections may take to open before the attempt counts as failed. */
+const connectTimeoutMs = 10_000
 
 /** A wait that does not keep the process alive on its own. */
 function delay(ms: number): Promise<void> {

@@ -7,6 +7,8 @@ create or replace function skiplock.complete_jobs(
 ) returns setof skiplock.finished_jobs
   language sql
 as $$
+  select skiplock.limit_idle_in_transaction(complete_jobs.worker_id);
+
   with completed as (
     -- The lease token: only the worker that claimed this very attempt may complete it, so a worker
     -- presumed dead, whose job was rescued and maybe run again, cannot complete it late.

@@ -13,6 +13,8 @@ create or replace function skiplock.fail_jobs(
 )
   language sql
 as $$
+  select skiplock.limit_idle_in_transaction(fail_jobs.worker_id);
+
   with failed as (
     select
       j.id,

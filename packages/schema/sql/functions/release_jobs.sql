@@ -5,6 +5,8 @@ create or replace function skiplock.release_jobs(
 ) returns setof skiplock.jobs
   language sql
 as $$
+  select skiplock.limit_idle_in_transaction(release_jobs.worker_id);
+
   -- A released job did not really run (fetched but not started, or stopped by a graceful shutdown),
   -- so the attempt counted at fetch time is given back.
   update skiplock.jobs as j

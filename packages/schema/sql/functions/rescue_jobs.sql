@@ -9,9 +9,10 @@ create or replace function skiplock.rescue_jobs(
 as $$
 begin
   -- A worker whose heartbeat is older than its lease is presumed dead. Removing it also makes a
-  -- late heartbeat fail, so the worker learns it lost its jobs.
+  -- late heartbeat fail, so the worker learns it lost its jobs. Time the server was down does not count:
+  -- no worker could heartbeat then, and the first to come back must not rescue the jobs of all the others.
   delete from skiplock.workers as w
-  where w.last_heartbeat_at < rescue_jobs.now - make_interval(secs => w.lease_seconds);
+  where greatest(w.last_heartbeat_at, pg_postmaster_start_time()) < rescue_jobs.now - make_interval(secs => w.lease_seconds);
 
   -- A new statement, so it sees the deletion above: running jobs without a live worker are orphans.
   -- Rows a worker is completing right now are locked; skip them, a later rescue sees how they ended.
