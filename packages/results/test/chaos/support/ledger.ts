@@ -136,13 +136,25 @@ export class Ledger {
     return jobIds
   }
 
-  /** Enqueues `count` jobs at a steady `perSecond`, in batches, so the queue is loaded but not just a backlog. */
-  async produce(task: Task<ChaosPayload, ChaosResult>, count: number, perSecond: number, spec: (index: number) => JobSpec): Promise<void> {
+  /**
+   * Enqueues `count` jobs at a steady `perSecond`, in batches, so the queue is loaded but not just a backlog.
+   * With `onError`, a batch that fails (the database is down) is reported there and production goes on: its
+   * jobs stay unacknowledged, as for a producer whose COMMIT never returned, or were never recorded at all.
+   */
+  async produce(
+    task: Task<ChaosPayload, ChaosResult>,
+    count: number,
+    perSecond: number,
+    spec: (index: number) => JobSpec,
+    { onError }: { onError?: (error: unknown) => void } = {},
+  ): Promise<void> {
     const batchSize = Math.max(1, Math.round(perSecond / 20))
     const startedAt = Date.now()
     for (let first = 0; first < count; first += batchSize) {
       const size = Math.min(batchSize, count - first)
-      await this.enqueue(task, Array.from({ length: size }, (_, offset) => spec(first + offset)))
+      const batch = Array.from({ length: size }, (_, offset) => spec(first + offset))
+      if (onError) await this.enqueue(task, batch).catch(onError)
+      else await this.enqueue(task, batch)
       const dueAt = startedAt + ((first + size) * 1000) / perSecond
       if (dueAt > Date.now()) await sleep(dueAt - Date.now())
     }
