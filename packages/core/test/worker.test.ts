@@ -109,6 +109,31 @@ describe('running jobs', () => {
   })
 })
 
+describe('notifications', () => {
+  test('a job announced while the worker has no room is fetched as soon as a slot frees, not at the next poll', async ({ skiplock, startWorker }) => {
+    const started: number[] = []
+    const step = defineTask({
+      name: 'step',
+      schema: z.object({ n: z.number(), ms: z.number() }),
+      handler: async ({ n, ms }) => {
+        started.push(n)
+        await new Promise((resolve) => setTimeout(resolve, ms))
+        return n
+      },
+    })
+    // No poll within the test: only notifications and finished jobs can start a fetch.
+    await startWorker({ tasks: [step], concurrency: 1, batchSize: 4, pollIntervalMs: 3_600_000 })
+    const jobs = []
+    jobs.push(await skiplock.defer(step, { n: 0, ms: 1000 }))
+    for (let n = 1; n <= 4; n += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      jobs.push(await skiplock.defer(step, { n, ms: 10 }))
+    }
+    for (const job of jobs) await skiplock.result(job, { timeoutMs: 5000 })
+    expect(started).toEqual([0, 1, 2, 3, 4])
+  })
+})
+
 describe('connections', () => {
   test('holds two connections by default, whatever its concurrency: claims go through the listening one', async ({ db, skiplock, startWorker }) => {
     const workerConnections = async () =>

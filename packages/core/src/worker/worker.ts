@@ -249,10 +249,16 @@ export class Worker extends TypedEmitter<WorkerEvents> {
           connectionString: o.listenConnectionString ?? o.connectionString,
           schema: o.schema,
           onJobs: (queueName) => {
-            if (o.queues === undefined || o.queues.includes(queueName)) this.#wake()
+            if (o.queues !== undefined && !o.queues.includes(queueName)) return
+            // New jobs: a fetch that finds no room now must still be followed by one when a slot frees.
+            this.#isQueueDrained = false
+            this.#wake()
           },
           onCancel: (jobId) => this.#running.get(jobId)?.controller.abort(new JobCancelledError({ jobId })),
-          onConnected: () => this.#wake(),
+          onConnected: () => {
+            this.#isQueueDrained = false
+            this.#wake()
+          },
           connectTimeoutMs,
           onError: (error) => this.#reportError(error, 'listen'),
         })
