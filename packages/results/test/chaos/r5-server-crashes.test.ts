@@ -1,8 +1,7 @@
 import { createClient } from '@skiplock/core'
-import pg from 'pg'
 import { expect, test } from 'vitest'
 
-import { Fleet, waitForDrain } from './support/fleet.ts'
+import { Fleet, waitForDrain, waitUntilEachClaims } from './support/fleet.ts'
 import { formatVerdict, Ledger, printVerdict } from './support/ledger.ts'
 import { OwnServer } from './support/own-server.ts'
 import { chaosScale, createRandom, scaled, sleep } from './support/scale.ts'
@@ -40,9 +39,9 @@ test('R5: backend kills and immediate restarts under load: no worker exits, all 
       await sleep(faultEveryMs)
       if (fault === 'kill') await server.killBackend()
       else await server.restartImmediately()
-      const acceptingAt = await waitUntilAccepting(server.db.url)
+      const acceptingAt = await server.waitUntilAccepting()
       await ledger.recordFault(`backend-${fault}`, 0, undefined, false)
-      claimAgainMs.push(await waitUntilEachClaims(server, workers.map((worker) => worker.name), acceptingAt))
+      claimAgainMs.push(await waitUntilEachClaims(server.db, workers.map((worker) => worker.name), acceptingAt, claimAgainBoundMs))
     }
     await producing
     await waitForDrain(ledger, 60_000 * chaosScale)
@@ -73,40 +72,3 @@ test('R5: backend kills and immediate restarts under load: no worker exits, all 
     await server.close()
   }
 })
-
-/** Polls until the server accepts a connection again; returns when it did (`Date.now()`). */
-async function waitUntilAccepting(url: string): Promise<number> {
-  for (;;) {
-    const probe = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 })
-    probe.on('error', () => {})
-    try {
-      await probe.connect()
-      await probe.query('select 1')
-      return Date.now()
-    } catch {
-      await sleep(20)
-    } finally {
-      await probe.end().catch(() => {})
-    }
-  }
-}
-
-/**
- * Waits until every named worker has started a job after `sinceMs` (the handlers record each start), and
- * returns how long the slowest took; fails once the bound has passed.
- */
-async function waitUntilEachClaims(server: OwnServer, workerNames: readonly string[], sinceMs: number): Promise<number> {
-  const deadline = sinceMs + claimAgainBoundMs * 2
-  for (;;) {
-    const { rows } = await server.db.query<{ worker_name: string; first_ms: number }>(
-      `select worker_name, extract(epoch from min(started_at)) * 1000 as first_ms
-       from public.chaos_executions
-       where started_at >= to_timestamp($1 / 1000.0) and worker_name = any($2::text[])
-       group by worker_name`,
-      [sinceMs, workerNames],
-    ).catch(() => ({ rows: [] }))
-    if (rows.length === workerNames.length) return Math.max(...rows.map((row) => Number(row.first_ms) - sinceMs))
-    if (Date.now() > deadline) throw new Error(`workers ${workerNames.filter((name) => !rows.some((row) => row.worker_name === name)).join(', ')} claimed nothing within ${deadline - sinceMs} ms of the server accepting connections`)
-    await sleep(100)
-  }
-}

@@ -2,7 +2,7 @@
 // in the ledger in autocommit (so a killed attempt stays visible) and stores results through the result
 // store, in the transaction that completes the job. It prints JSON lines on stdout: `started` once it
 // runs, then `signal`, `lease-lost`, `released` and `stopped` as they happen; it exits 0 after a clean stop.
-import { createWorker, type Job } from '@skiplock/core'
+import { createWorker, type Job, type Logger } from '@skiplock/core'
 import pg from 'pg'
 
 import { createResultStore } from '../../../src/index.ts'
@@ -18,7 +18,8 @@ function print(event: Record<string, unknown>): void {
   console.log(JSON.stringify(event))
 }
 
-const recorder = new pg.Pool({ connectionString, max: 2, application_name: 'skiplock-chaos-recorder' })
+// The recorder may connect elsewhere than the worker (not through a test's proxy, which counts the worker's own attempts).
+const recorder = new pg.Pool({ connectionString: process.env.RECORDER_URL ?? connectionString, max: 2, application_name: 'skiplock-chaos-recorder' })
 recorder.on('error', (error) => console.error(`recorder error: ${error.message}`))
 
 /** Records why the process is about to die, then dies at once: no cleanup runs, as in a crash. */
@@ -26,6 +27,11 @@ async function die(kind: string): Promise<never> {
   await recorder.query(`insert into public.chaos_faults (kind, pid, worker_id, stops_worker) values ($1, $2, $3, true)`, [kind, process.pid, worker.workerId])
   process.kill(process.pid, 'SIGKILL')
   return new Promise<never>(() => {})
+}
+
+function lineLogger(): Logger {
+  const line = (level: string) => (fields: object, message?: string) => print({ event: 'log', level, message, atMs: Date.now(), ...fields })
+  return { debug: () => {}, info: line('info'), warn: line('warn'), error: line('error') }
 }
 
 function faultOf(job: Job): Fault | undefined {
@@ -81,6 +87,8 @@ const worker = createWorker({
   pollIntervalMs: env('POLL_MS', 200),
   shutdownGracePeriodMs: env('GRACE_MS', 30_000),
   handleSignals: true,
+  // With LOG set, the worker's log lines become `log` events, so a test can count them.
+  ...(process.env.LOG ? { logger: lineLogger() } : {}),
   onJobsCompleting: async (tx, jobs) => {
     await store.hook(tx, jobs)
     if (jobs.some((job) => faultOf(job) === 'kill-before-commit' && job.attempts === 1)) await die('kill-before-commit')

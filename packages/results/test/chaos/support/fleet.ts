@@ -27,6 +27,10 @@ export interface WorkerSettings {
   DATABASE_URL?: string
   /** A separate URL for its LISTEN connection (e.g. direct, when DATABASE_URL goes through a pooler). */
   LISTEN_URL?: string
+  /** Where the process records executions; default DATABASE_URL. */
+  RECORDER_URL?: string
+  /** Any value: the worker's log lines are printed as `log` events. */
+  LOG?: string
 }
 
 /** A line a worker process printed on stdout. */
@@ -236,6 +240,31 @@ export const chaosTest = test.extend<{ ledger: Ledger; fleet: Fleet }>({
 export async function waitForDrain(ledger: Ledger, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs
   while ((await ledger.unfinished()) > 0 && Date.now() < deadline) await sleep(100)
+}
+
+/**
+ * Waits until every named worker has started a job after `sinceMs` (the handlers record each start), and
+ * returns how long the slowest took; throws once twice `boundMs` has passed, naming the workers still idle.
+ */
+export async function waitUntilEachClaims(db: TestDatabase, workerNames: readonly string[], sinceMs: number, boundMs: number): Promise<number> {
+  const deadline = sinceMs + boundMs * 2
+  for (;;) {
+    const { rows } = await db
+      .query<{ worker_name: string; first_ms: number }>(
+        `select worker_name, extract(epoch from min(started_at)) * 1000 as first_ms
+         from public.chaos_executions
+         where started_at >= to_timestamp($1 / 1000.0) and worker_name = any($2::text[])
+         group by worker_name`,
+        [sinceMs, workerNames],
+      )
+      .catch(() => ({ rows: [] }))
+    if (rows.length === workerNames.length) return Math.max(...rows.map((row) => Number(row.first_ms) - sinceMs))
+    if (Date.now() > deadline) {
+      const idle = workerNames.filter((name) => !rows.some((row) => row.worker_name === name))
+      throw new Error(`workers ${idle.join(', ')} started no job within ${deadline - sinceMs} ms`)
+    }
+    await sleep(100)
+  }
 }
 
 /** A line of a worker's stdout: its JSON event, or the raw line if something else printed it. */

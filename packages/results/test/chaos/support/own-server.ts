@@ -79,6 +79,23 @@ export class OwnServer {
     await this.#pgCtl(['restart', '-w'])
   }
 
+  /** Polls until the server accepts a connection again; returns when it did (`Date.now()`). */
+  async waitUntilAccepting(): Promise<number> {
+    for (;;) {
+      const probe = new pg.Client({ connectionString: this.db.url, connectionTimeoutMillis: 1000 })
+      probe.on('error', () => {})
+      try {
+        await probe.connect()
+        await probe.query('select 1')
+        return Date.now()
+      } catch {
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      } finally {
+        await probe.end().catch(() => {})
+      }
+    }
+  }
+
   /** Ends the test's sessions, then stops the server and removes its data. */
   async close(): Promise<void> {
     await Promise.all(this.#clients.map((client) => client.end().catch(() => {})))
