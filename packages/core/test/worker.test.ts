@@ -72,6 +72,20 @@ describe('running jobs', () => {
     expect(await skiplock.result(good)).toEqual({ value: 'still running' })
   })
 
+  test('fails a job whose result is over maxResultBytes, without a retry, and goes on completing others', async ({ skiplock, startWorker }) => {
+    const sized = defineTask({ name: 'sized', schema: z.object({ bytes: z.number() }), handler: async ({ bytes }) => 'x'.repeat(bytes) })
+    const worker = await startWorker({ tasks: [sized], maxResultBytes: 1000 })
+    const failed = worker.once('job:failed')
+    const tooBig = await skiplock.defer(sized, { bytes: 1000 })
+    const event = await failed
+    expect(event).toMatchObject({ willRetry: false, state: 'failed' })
+    expect((event.error as Error).message).toBe("the handler's result cannot be stored: it is 1002 bytes of JSON, over maxResultBytes (1000)")
+    await expect(skiplock.result(tooBig)).rejects.toBeInstanceOf(JobFailedError)
+    expect((await skiplock.getJob(tooBig.id))?.attempts).toBe(1)
+    // Just under the limit (998 characters and two quotes) is stored.
+    expect(await skiplock.result(await skiplock.defer(sized, { bytes: 998 }), { timeoutMs: 5000 })).toHaveLength(998)
+  })
+
   test('does not run a delayed job before its time', async ({ skiplock, startWorker }) => {
     const worker = await startWorker({ tasks: [echo] })
     const started: string[] = []

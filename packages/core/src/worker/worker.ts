@@ -8,6 +8,7 @@ import {
   InvalidArgumentError,
   InvalidPayloadError,
   type Job,
+  PayloadTooLargeError,
   pruneJobs,
   type Queryable,
   quoteSchemaName,
@@ -88,6 +89,8 @@ export interface WorkerOptions {
   onJobsCompleting?: CompletionHook
   /** Largest periodic payload, as JSON text; default 1 MiB. */
   maxPayloadBytes?: number
+  /** Largest result a handler may return, as JSON text; default 1 MiB. A larger one fails its job without a retry. */
+  maxResultBytes?: number
 }
 
 /** Every event a worker emits. */
@@ -105,6 +108,12 @@ export interface WorkerEvents extends Record<string, unknown> {
   'job:lease-lost': { job: Job }
   'job:deferred': { job: Job }
   'jobs:rescued': { jobs: readonly RescuedJob[] }
+  /**
+   * The server's NOTIFY queue is filling (`usage` is `pg_notification_queue_usage()`, 0 to 1): some session
+   * listens but does not read, such as a stopped process. When it is full, every transaction that notifies
+   * fails, and deferring does.
+   */
+  'notifications:backlog': { usage: number }
   /** A background step failed; the worker backs off and goes on. */
   error: { error: unknown; during: string }
 }
@@ -186,6 +195,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       name: `${hostname()}:${process.pid}`,
       handleSignals: false,
       maxPayloadBytes: DEFAULT_MAX_PAYLOAD_BYTES,
+      maxResultBytes: DEFAULT_MAX_PAYLOAD_BYTES,
       ...withoutUndefined(options),
       connectionString: options.connectionString,
       tasks: options.tasks,
@@ -203,6 +213,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       maintenanceIntervalMs: o.maintenanceIntervalMs,
       shutdownGracePeriodMs: o.shutdownGracePeriodMs,
       maxPayloadBytes: o.maxPayloadBytes,
+      maxResultBytes: o.maxResultBytes,
     })) {
       if (!(Number.isFinite(value) && value >= 1 && value <= MAX_INTEGER)) {
         const shown = name === 'leaseSeconds' ? o.leaseSeconds : value
@@ -604,9 +615,9 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     if (error === undefined) {
       let resultJson: string
       try {
-        resultJson = toStorableJson(result ?? null, { taskName: job.taskName, maxBytes: Number.POSITIVE_INFINITY })
+        resultJson = this.#toResultJson(job, result)
       } catch (resultError) {
-        return void this.#recordFailure(task, job, new NonRetryableError(`the handler's result cannot be stored: ${(resultError as Error).message}`, { cause: resultError }))
+        return void this.#recordFailure(task, job, resultError)
       }
       // The slot frees as soon as the handler is done; the outcome commits with the next group commit.
       return void this.#completer.complete(job, resultJson).then((recorded) => this.#emitOutcome(job, recorded, undefined, result))
@@ -618,13 +629,27 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     return void this.#recordFailure(task, job, error)
   }
 
+  /**
+   * The result as JSON text to store. A result that cannot be stored, or is larger than `maxResultBytes`,
+   * fails the job for good: running it again would give the same result.
+   */
+  #toResultJson(job: Job, result: unknown): string {
+    try {
+      return toStorableJson(result ?? null, { taskName: job.taskName, maxBytes: this.#options.maxResultBytes })
+    } catch (error) {
+      const reason =
+        error instanceof PayloadTooLargeError ? `it is ${error.sizeBytes} bytes of JSON, over maxResultBytes (${error.maxBytes})` : (error as Error).message
+      throw new NonRetryableError(`the handler's result cannot be stored: ${reason}`, { cause: error })
+    }
+  }
+
   /** Runs a transactional handler and completes its job in the same transaction, alone. */
   async #runInTransaction(task: Task, job: Job, payload: unknown, context: object): Promise<{ outcome: Outcome; result: unknown }> {
     const releaseSlot = await this.#transactionSlots.acquire()
     try {
       return await inTransaction(this.#pool, async (client) => {
         const result = await task.definition.handler(payload, { ...context, tx: client })
-        const resultJson = toStorableJson(result ?? null, { taskName: job.taskName, maxBytes: Number.POSITIVE_INFINITY })
+        const resultJson = this.#toResultJson(job, result)
         const [completed] = await completeJobs(toQueryable(client), this.#options.schema, job.workerId!, [{ jobId: job.id, attempt: job.attempts, resultJson }])
         // The lease was lost: the handler's writes must not commit without the completion.
         if (!completed) throw new Rollback({ outcome: { kind: 'lease-lost' } as Outcome, result })
@@ -718,6 +743,12 @@ export class Worker extends TypedEmitter<WorkerEvents> {
         this.#isQueueDrained = false
         this.#wake()
       }
+      const { rows } = await this.#pool.query<{ usage: number }>('select pg_notification_queue_usage() as usage')
+      const usage = rows[0]?.usage ?? 0
+      if (usage >= notificationBacklogWarningUsage) {
+        this.#logger.warn({ usage, workerId: this.#workerId }, 'the NOTIFY queue is filling: a session listens without reading; deferring fails once it is full')
+        this.emit('notifications:backlog', { usage })
+      }
       if (this.#options.pruneAfterMs !== false) {
         await pruneJobs(this.#db, this.#options.schema, { finishedBefore: new Date(Date.now() - this.#options.pruneAfterMs) })
       }
@@ -743,6 +774,12 @@ const adaptiveBufferMs = 20
 
 /** Outcomes waiting for their group commit beyond which the worker stops fetching. */
 const maxPendingOutcomes = 2000
+
+/**
+ * NOTIFY queue usage at which maintenance warns. A healthy queue is read within milliseconds and stays near
+ * 0; a listener that stopped reading holds back everything sent since, so any lasting usage means trouble.
+ */
+const notificationBacklogWarningUsage = 0.01
 
 /** How long the worker's connections may take to open before the attempt counts as failed. */
 const connectTimeoutMs = 10_000
