@@ -173,6 +173,18 @@ describe('connections', () => {
     expect(listener?.query).toMatch(/fetch_jobs/)
   })
 
+  test('a job claimed for the worker whose rows never arrived goes back to the queue after a lease and runs', async ({ db, startWorker }) => {
+    const live = await startWorker({ tasks: [echo], leaseSeconds: 1, heartbeatIntervalMs: 200, pollIntervalMs: 200 })
+    // Deferred and claimed for the live worker in one transaction, so the worker cannot take it first; the
+    // claim's rows go nowhere, as when the connection dies after the commit.
+    await db.query(`select skiplock.defer_jobs(array['echo'], array['{"value": "stranded"}']); select skiplock.fetch_jobs(${Number(live.workerId)})`)
+    const finished = await waitFor(async () => (await db.query(`select state, attempts, result from skiplock.finished_jobs`)).rows[0], {
+      timeoutMs: 5000,
+      description: 'the stranded job to run',
+    })
+    expect(finished).toEqual({ state: 'succeeded', attempts: 1, result: { value: 'stranded' } })
+  })
+
   test('refuses options it cannot honour before connecting', async ({ db, startWorker }) => {
     for (const options of [
       { name: 'x\u0000options\u0000-c search_path=evil' },
@@ -262,6 +274,25 @@ describe('transactional handlers', () => {
     expect(await skiplock.result(job, { timeoutMs: 10_000 })).toEqual({ charged: 42 })
     // The first attempt's insert rolled back with it; the second committed with the completion.
     expect((await db.query(`select job_id, amount from public.ledger`)).rows).toEqual([{ job_id: job.id, amount: 42 }])
+  })
+
+  test('may not leave their transaction idle past the lease: the server ends it and the writes roll back', async ({ db, skiplock, startWorker }) => {
+    await db.query(`create table public.effects (value text not null)`)
+    const idler = defineTask({
+      name: 'idler',
+      transactional: true,
+      maxAttempts: 1,
+      handler: async (_payload: Record<string, never>, { tx }) => {
+        await tx.query(`insert into public.effects values ('written')`)
+        await new Promise((resolve) => setTimeout(resolve, 1500))
+        return 'done'
+      },
+    })
+    const worker = await startWorker({ tasks: [idler], leaseSeconds: 1, heartbeatIntervalMs: 200 })
+    const failed = worker.once('job:failed')
+    await skiplock.defer(idler, {})
+    expect(await failed).toMatchObject({ willRetry: false, error: { code: '25P03' } })
+    expect((await db.query(`select count(*)::int as count from public.effects`)).rows[0].count).toBe(0)
   })
 
   test('never take the last pooled connection, so other jobs and heartbeats keep going', async ({ skiplock, startWorker }) => {

@@ -139,6 +139,26 @@ describe('workers', () => {
     ])
   })
 
+  test('heartbeat returns jobs claimed for the worker over a lease ago that it does not hold, with their attempt', async ({ db }) => {
+    await db.query(`select count(*) from skiplock.defer_jobs(array_fill('t'::text, array[3]), run_ats => array_fill($1::timestamptz, array[3]))`, [start])
+    const worker = await registerWorker(db, 'w', 30)
+    const [held, lostA, lostB] = await claim(db, worker, 3)
+    const beat = (seconds: number, heldIds: string[] | null) => db.query(`select skiplock.heartbeat($1, $2, $3::bigint[])`, [worker, secondsLater(seconds), heldIds])
+    const states = async () => (await db.query(`select id, state, attempts from skiplock.jobs order by id`)).rows
+
+    // Within the lease a claim may still be on its way to the worker; without a list nothing is checked.
+    await beat(29, [held!.id])
+    await beat(31, null)
+    expect((await states()).map((job) => job.state)).toEqual(['doing', 'doing', 'doing'])
+
+    await beat(31, [held!.id])
+    expect(await states()).toEqual([
+      { id: held!.id, state: 'doing', attempts: 1 },
+      { id: lostA!.id, state: 'todo', attempts: 0 },
+      { id: lostB!.id, state: 'todo', attempts: 0 },
+    ])
+  })
+
   test('register_worker rejects a lease below one second (SK005)', async ({ db }) => {
     await expect(db.query(`select skiplock.register_worker('w', 0)`)).rejects.toMatchObject({ code: 'SK005' })
   })

@@ -64,7 +64,11 @@ export interface PlainTaskDefinition<Schema extends StandardSchemaV1 | undefined
   handler: (payload: Output<Schema, Payload>, context: JobContext<Input<Schema, Payload>>) => Result | Promise<Result>
 }
 
-/** A task whose handler gets a transaction that also completes the job (effectively-once side effects). */
+/**
+ * A task whose handler gets a transaction that also completes the job (effectively-once side effects).
+ * The transaction may not sit idle between statements for longer than the worker's lease (`leaseSeconds`):
+ * the server then ends it, as it would for a worker cut off from it. Do slow work outside the transaction.
+ */
 export interface TransactionalTaskDefinition<Schema extends StandardSchemaV1 | undefined, Payload, Result>
   extends TaskDefinitionBase<Schema, Input<Schema, Payload>> {
   transactional: true

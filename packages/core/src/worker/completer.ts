@@ -40,6 +40,8 @@ export class Completer {
   #pending: Item[] = []
   #timer: NodeJS.Timeout | undefined
   #flushing: Promise<void> | undefined
+  /** The batch of the flush in flight: its jobs are still held until the commit returns. */
+  #committing: readonly Item[] = []
   #failures = 0
 
   constructor(options: CompleterOptions) {
@@ -48,6 +50,11 @@ export class Completer {
 
   get pendingCount(): number {
     return this.#pending.length
+  }
+
+  /** Jobs whose outcome is waiting or being committed: the database still has them as running. */
+  get jobIds(): string[] {
+    return [...this.#committing, ...this.#pending].map((item) => item.job.id)
   }
 
   complete(job: Job, resultJson: string | null): Promise<Outcome> {
@@ -91,6 +98,7 @@ export class Completer {
 
   #flush(): Promise<void> {
     const batch = this.#pending.splice(0, this.#options.maxBatchSize)
+    this.#committing = batch
     this.#flushing = this.#commit(batch)
       .then((outcomes) => {
         this.#failures = 0
@@ -104,6 +112,7 @@ export class Completer {
         return new Promise<void>((resolve) => setTimeout(resolve, Math.min(5000, 50 * 2 ** this.#failures)))
       })
       .finally(() => {
+        this.#committing = []
         this.#flushing = undefined
         if (this.#pending.length > 0) this.#schedule(this.#pending.length >= this.#options.maxBatchSize ? 0 : this.#options.windowMs)
       })

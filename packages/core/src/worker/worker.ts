@@ -646,6 +646,10 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   /** Runs a transactional handler and completes its job in the same transaction, alone. */
   async #runInTransaction(task: Task, job: Job, payload: unknown, context: object): Promise<{ outcome: Outcome; result: unknown }> {
     const releaseSlot = await this.#transactionSlots.acquire()
+    // A worker cut off from the server mid-handler would otherwise keep this transaction, and whatever the
+    // handler locked, until the server found the socket dead, which can take hours. Past a lease of silence
+    // the job is rescued anyway, and this transaction could only roll back.
+    const idleLimit = { idleTimeoutMs: this.#options.leaseSeconds * 1000 }
     try {
       return await inTransaction(this.#pool, async (client) => {
         const result = await task.definition.handler(payload, { ...context, tx: client })
@@ -655,7 +659,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
         if (!completed) throw new Rollback({ outcome: { kind: 'lease-lost' } as Outcome, result })
         if (this.#options.onJobsCompleting) await this.#options.onJobsCompleting(client, [completed])
         return { outcome: { kind: 'completed', job: completed } as Outcome, result }
-      })
+      }, idleLimit)
     } finally {
       releaseSlot()
     }
@@ -711,7 +715,9 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     const workerId = this.#workerId
     if (workerId === undefined) return
     try {
-      const cancelled = await heartbeat(this.#db, this.#options.schema, workerId)
+      // Every job this worker holds, so the database can return a claim whose rows never arrived.
+      const held = [...this.#running.keys(), ...this.#buffer.map((job) => job.id), ...this.#completer.jobIds]
+      const cancelled = await heartbeat(this.#db, this.#options.schema, workerId, held)
       for (const jobId of cancelled) this.#running.get(jobId)?.controller.abort(new JobCancelledError({ jobId }))
     } catch (error) {
       if (!(error instanceof WorkerNotRegisteredError && this.#isHeartbeating)) throw error

@@ -10,11 +10,18 @@ export async function registerWorker(db: Queryable, schema: string, name: string
 
 /**
  * Calls `heartbeat`: renews the worker's lease and returns the ids of its running jobs whose cancellation
- * was requested.
+ * was requested. With `heldJobIds` (every job the worker holds: buffered, running, or with an outcome not
+ * yet committed), jobs claimed for it over a lease ago that it never received go back to the queue.
  * @throws {WorkerNotRegisteredError} when the worker was presumed dead and its jobs rescued.
  */
-export async function heartbeat(db: Queryable, schema: string, workerId: string): Promise<string[]> {
-  const rows = await callSql<{ job_id: string }>(db, schema, (s) => `select job_id from ${s}.heartbeat($1)`, [workerId], { workerId })
+export async function heartbeat(db: Queryable, schema: string, workerId: string, heldJobIds?: readonly string[]): Promise<string[]> {
+  const rows = await callSql<{ job_id: string }>(
+    db,
+    schema,
+    (s) => `select job_id from ${s}.heartbeat($1, held_job_ids => $2::bigint[])`,
+    [workerId, heldJobIds ?? null],
+    { workerId },
+  )
   return rows.map((row) => String(row.job_id))
 }
 
