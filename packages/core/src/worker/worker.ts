@@ -288,8 +288,12 @@ export class Worker extends TypedEmitter<WorkerEvents> {
         this.#logger.error({ error: describeError(error).message, workerId: this.#workerId }, 'database unreachable; retrying about once a second'),
       onStillDown: ({ downMs, attempts }) => this.#logger.warn({ downMs, attempts, workerId: this.#workerId }, 'database still unreachable'),
       onRestored: ({ downMs, attempts }) => {
-        if (attempts > 1) this.#logger.info({ downMs, attempts, workerId: this.#workerId }, 'database reachable again')
-        this.#listener?.reconnectNow()
+        // After a real outage the listener need not wait out its backoff. After one dropped connection it
+        // must: its own reconnects may be what the server refuses (a full server answers the pool and not it).
+        if (attempts > 1) {
+          this.#logger.info({ downMs, attempts, workerId: this.#workerId }, 'database reachable again')
+          this.#listener?.reconnectNow()
+        }
         this.#isQueueDrained = false
         this.#wake()
       },
@@ -376,7 +380,8 @@ export class Worker extends TypedEmitter<WorkerEvents> {
         const code = (error as { code?: unknown }).code
         if (!(code === '53300' || code === '57P03') || this.#stopping) throw error
         if (attempt === 1) this.#reportError(error, 'register')
-        await delay(Math.min(1000, 100 * 2 ** attempt) * (1 + Math.random() / 2))
+        // A timer that keeps the process alive: while start() waits, it may be all the process has to do.
+        await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 100 * 2 ** attempt) * (1 + Math.random() / 2)))
       }
     }
   }
