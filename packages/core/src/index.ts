@@ -26,6 +26,14 @@ export {
 } from './client/define-task.ts'
 export type { DeferOptions } from './client/defer.ts'
 export {
+  assertConnectionBudget,
+  checkConnectionBudget,
+  type ConnectionBudget,
+  ConnectionBudgetExceededError,
+  type ConnectionPlan,
+  connectionsPerWorker,
+} from './connection-budget.ts'
+export {
   JobCancelledError,
   JobFailedError,
   JobTimeoutError,

@@ -174,7 +174,7 @@ describe('skiplock CLI', () => {
   })
 
   test('prints help for every command and exits 0', async () => {
-    const commands = ['migrate', 'defer', 'worker', 'stats', 'jobs', 'show', 'retry', 'cancel', 'prune']
+    const commands = ['migrate', 'defer', 'worker', 'stats', 'jobs', 'show', 'retry', 'cancel', 'prune', 'check-connections']
     const runs = await Promise.all(commands.map((command) => runCli(undefined, [command, '--help'])))
     for (const [index, run] of runs.entries()) {
       expect(run.exitCode, commands[index]).toBe(0)

@@ -20,6 +20,7 @@ export type SkiplockErrorCode =
   | 'JOB_TIMEOUT'
   | 'WORKER_STOPPED'
   | 'NON_RETRYABLE'
+  | 'CONNECTION_BUDGET_EXCEEDED'
 
 /**
  * Base class of every error skiplock throws. Branch on `code`, which stays stable across

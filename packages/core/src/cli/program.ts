@@ -1,6 +1,7 @@
 import { Command } from 'commander'
 
 import { registerCancelCommand } from './commands/cancel.ts'
+import { registerCheckConnectionsCommand } from './commands/check-connections.ts'
 import { registerDeferCommand } from './commands/defer.ts'
 import { registerJobsCommand } from './commands/jobs.ts'
 import { registerMigrateCommand } from './commands/migrate.ts'
@@ -29,6 +30,7 @@ export function createProgram(): Command {
   registerRetryCommand(program)
   registerCancelCommand(program)
   registerPruneCommand(program)
+  registerCheckConnectionsCommand(program)
   return program
 }
 
