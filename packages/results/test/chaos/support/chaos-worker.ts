@@ -19,7 +19,12 @@ function print(event: Record<string, unknown>): void {
 }
 
 // The recorder may connect elsewhere than the worker (not through a test's proxy, which counts the worker's own attempts).
-const recorder = new pg.Pool({ connectionString: process.env.RECORDER_URL ?? connectionString, max: 2, application_name: 'skiplock-chaos-recorder' })
+// Its pool is small on a server with few connections to spare (RECORDER_POOL_SIZE).
+const recorder = new pg.Pool({
+  connectionString: process.env.RECORDER_URL ?? connectionString,
+  max: env('RECORDER_POOL_SIZE', 2),
+  application_name: 'skiplock-chaos-recorder',
+})
 recorder.on('error', (error) => console.error(`recorder error: ${error.message}`))
 
 /** Records why the process is about to die, then dies at once: no cleanup runs, as in a crash. */

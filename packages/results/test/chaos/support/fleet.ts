@@ -29,6 +29,8 @@ export interface WorkerSettings {
   LISTEN_URL?: string
   /** Where the process records executions; default DATABASE_URL. */
   RECORDER_URL?: string
+  /** Connections of the process's recorder pool; default 2. */
+  RECORDER_POOL_SIZE?: number
   /** Any value: the worker's log lines are printed as `log` events. */
   LOG?: string
 }
