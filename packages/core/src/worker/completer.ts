@@ -43,6 +43,7 @@ export class Completer {
   /** The batch of the flush in flight: its jobs are still held until the commit returns. */
   #committing: readonly Item[] = []
   #failures = 0
+  #isClosed = false
 
   constructor(options: CompleterOptions) {
     this.#options = options
@@ -70,12 +71,28 @@ export class Completer {
   }
 
   /** Flushes everything pending now, retrying until it succeeds or `deadline` passes. */
-  async drain(deadline = Number.POSITIVE_INFINITY): Promise<void> {
+  async drain(deadline: number): Promise<void> {
     clearTimeout(this.#timer)
     this.#timer = undefined
     while ((this.#pending.length > 0 || this.#flushing) && Date.now() < deadline) {
-      await (this.#flushing ?? this.#flush())
+      // A failed flush waits to retry; that wait must not carry the drain past its deadline.
+      let timer: NodeJS.Timeout | undefined
+      const deadlinePassed = new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, deadline - Date.now())
+      })
+      await Promise.race([this.#flushing ?? this.#flush(), deadlinePassed])
+      clearTimeout(timer)
     }
+  }
+
+  /**
+   * Stops for good: no more flushes or retries (the pool is about to end). Outcomes still pending are not
+   * recorded; their jobs are rescued after the lease.
+   */
+  close(): void {
+    this.#isClosed = true
+    clearTimeout(this.#timer)
+    this.#timer = undefined
   }
 
   #add(build: (settle: (outcome: Outcome) => void) => Item): Promise<Outcome> {
@@ -87,7 +104,7 @@ export class Completer {
   }
 
   #schedule(delayMs: number): void {
-    if (this.#flushing) return // the running flush schedules the next one
+    if (this.#flushing || this.#isClosed) return // the running flush schedules the next one
     if (this.#timer && delayMs > 0) return
     clearTimeout(this.#timer)
     this.#timer = setTimeout(() => {

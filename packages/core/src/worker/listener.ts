@@ -1,5 +1,7 @@
 import pg from 'pg'
 
+import { ConnectionEndedError } from './outage.ts'
+
 export interface ListenerOptions {
   connectionString: string
   schema: string
@@ -78,7 +80,7 @@ export class Listener {
       this.#scheduleReconnect()
     }
     client.on('error', drop)
-    client.on('end', () => drop(new Error('the listening connection ended')))
+    client.on('end', () => drop(new ConnectionEndedError('the listening connection ended')))
     client.on('notification', (message) => {
       if (message.channel === `${schema}_jobs`) this.#options.onJobs(message.payload ?? '')
       else if (message.channel === `${schema}_cancel` && message.payload) this.#options.onCancel(message.payload)

@@ -5,12 +5,18 @@ const socketErrorCodes = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 
 /** node-postgres's own errors for a socket that closed or never opened carry no code, only these messages. */
 const connectionMessages = [/^Connection terminated/, /connection error and is not queryable/, /^timeout exceeded when trying to connect/]
 
+/** A connection the server (or something between) closed without an error: the socket just ended. */
+export class ConnectionEndedError extends Error {
+  override readonly name = 'ConnectionEndedError'
+}
+
 /**
  * Whether `error` says the database could not be reached or dropped the session (server down,
  * restarting, crashed, out of connections, network cut), as opposed to a statement that failed.
  */
 export function isConnectionError(error: unknown): boolean {
   if (!(error instanceof Error)) return false
+  if (error instanceof ConnectionEndedError) return true
   const code = (error as { code?: unknown }).code
   if (typeof code === 'string' && (code.startsWith('08') || unavailableSqlStates.has(code) || socketErrorCodes.has(code))) return true
   // A host name with several addresses fails with one error per address.

@@ -163,6 +163,8 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   /** Recent handler duration (exponential moving average), which sizes the adaptive batch. */
   #handlerMsAverage: number | undefined
   #timers = new Set<NodeJS.Timeout>()
+  /** Periodic steps running now (maintenance, heartbeat): a stop waits for them before ending the pool. */
+  readonly #stepsInFlight = new Set<Promise<void>>()
   /**
    * The heartbeat's timer, apart from the others: a stopping worker heartbeats until it unregisters,
    * or the jobs it is still finishing would be rescued from under it once its lease ran out.
@@ -425,6 +427,8 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     } finally {
       await this.#stopHeartbeat()
       this.#outage.stop()
+      this.#completer.close()
+      await Promise.all(this.#stepsInFlight)
       await listenerStopped
       this.#removeSignalHandlers?.()
       await this.#pool.end().catch(() => {})
@@ -459,7 +463,10 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       const waitMs = isJittered ? intervalMs * (0.8 + Math.random() * 0.4) : intervalMs
       const timer = setTimeout(async () => {
         timers.delete(timer)
-        await step()
+        const running = Promise.resolve(step())
+        this.#stepsInFlight.add(running)
+        await running
+        this.#stepsInFlight.delete(running)
         schedule()
       }, waitMs)
       timers.add(timer)
