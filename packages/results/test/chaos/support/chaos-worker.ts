@@ -105,6 +105,7 @@ worker.on('job:completed', ({ job }) => {
 })
 worker.on('job:lease-lost', ({ job }) => print({ event: 'lease-lost', jobId: job.id }))
 worker.on('job:released', ({ job }) => print({ event: 'released', jobId: job.id }))
+worker.on('notifications:backlog', ({ usage }) => print({ event: 'notifications-backlog', usage }))
 
 // Claims and starts after the shutdown signal: a graceful stop must make none.
 let isSignalled = false
