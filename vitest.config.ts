@@ -13,7 +13,7 @@ export default defineConfig({
     // Chaos tests too long for every run (minute-long outages, a ten-minute snapshot pin) run in `pnpm chaos` only.
     exclude: [...configDefaults.exclude, ...(process.env.SKIPLOCK_CHAOS_FULL ? [] : ['packages/results/test/chaos/full/**'])],
     globalSetup: ['./packages/schema/src/testing/global-setup.ts'],
-    reporters: ['default', './scripts/count-reporter.ts'],
+    reporters: ['default', './scripts/count-reporter.ts', ...(process.env.SKIPLOCK_CHAOS_REPORT ? ['./scripts/chaos-reporter.ts'] : [])],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: 'forks',
