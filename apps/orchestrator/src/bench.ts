@@ -9,6 +9,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
 import { connectionsSampler, databaseSampler, jsonlSink, processSampler, type Sampler, startMonitor } from '@skiplock/monitor'
+import { checkConnectionBudget, ConnectionBudgetExceededError, connectionsPerWorker } from '@skiplock/core'
 import { migrate, SkiplockError } from '@skiplock/schema'
 import { startDatabaseServer } from '@skiplock/schema/server'
 import pg from 'pg'
@@ -65,7 +66,7 @@ async function main(argv: readonly string[]): Promise<number> {
   if (argv.includes('--compare')) return compare(argv.filter((arg) => arg !== '--compare' && arg !== '--'))
   const { options, overrides } = parseScenarioFlags(argv)
   if (options.help) {
-    console.log(`usage: pnpm bench [-- --scenario NAME] [--max-jobs N] [--processes N] [--concurrency S] [--pool-size P] [--no-listen] ...\nscenarios: ${(await scenarioNames()).join(', ')}`)
+    console.log(`usage: pnpm bench [-- --scenario NAME] [--max-jobs N] [--processes N] [--concurrency S] [--pool-size P] [--no-listen] [--force] ...\nscenarios: ${(await scenarioNames()).join(', ')}`)
     return 0
   }
   const scenarioName = (options.scenario as string | undefined) ?? 'ci'
@@ -79,6 +80,14 @@ async function main(argv: readonly string[]): Promise<number> {
   const where = server.kind === 'embedded' ? `embedded PostgreSQL (postmaster ${server.postmasterPid}, ${server.dataDirectory})` : server.kind === 'container' ? 'a PostgreSQL container' : 'DATABASE_URL'
   console.error(`bench: database: ${where}`)
   await migrate(server.url)
+  // A fleet the server cannot hold would measure workers waiting for connections: refused unless forced.
+  const plan = { processes: scenario.processes, connectionsPerProcess: connectionsPerWorker({ poolSize: scenario.poolSize, listen: scenario.listen }) }
+  const budget = await checkConnectionBudget(server.url, plan)
+  if (!budget.fits) {
+    const error = new ConnectionBudgetExceededError(plan, budget)
+    if (!options.force) throw error
+    console.error(`bench: ${error.message}; going on (--force)`)
+  }
   await resetStatementStatistics(server.url)
   // The URL travels in the environment, not on command lines other users can read.
   const env = { ...process.env, DATABASE_URL: server.url }

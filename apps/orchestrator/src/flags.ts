@@ -8,6 +8,8 @@ export const commonOptions = {
   'run-id': { type: 'string' },
   'database-url': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
+  /** Run even when the server has fewer free connections than the workers need. */
+  force: { type: 'boolean' },
 } as const satisfies ParseArgsConfig['options']
 
 /**

@@ -101,6 +101,13 @@ describe('pnpm bench', () => {
     }
   })
 
+  test('refuses a fleet the server has too few connections for, naming both numbers, before starting it', async () => {
+    const result = await run(bench, ['--max-jobs', '10', '--processes', '12', '--pool-size', '1', '--max-connections', '20'], withoutDatabase())
+    expect(result.code).toBe(1)
+    expect(result.stderr).toMatch(/12 processes x 2 connections need 24 connections, but only \d+ are available \(max_connections 20, 3 reserved/)
+    expect(result.stderr).not.toContain('--force)')
+  })
+
   test('reports an unreachable database in one line without its password, leaving no process behind', async () => {
     const result = await run(bench, ['--max-jobs', '10'], { ...process.env, DATABASE_URL: 'postgres://bench:hunter2@127.0.0.1:1/none' })
     expect(result.code).toBe(1)
