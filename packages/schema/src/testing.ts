@@ -5,6 +5,7 @@ import { inject, test as baseTest } from 'vitest'
 
 import { databaseUrl } from './testing/database-url.ts'
 
+export { documentedGrants, urlForRole } from './testing/documented-grants.ts'
 export { type PgBouncer, type PgBouncerOptions, startPgBouncer } from './testing/pgbouncer.ts'
 
 /** A fresh database for one test, cloned from the migrated template. */

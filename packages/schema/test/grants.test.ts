@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
 
 import pg from 'pg'
 import { describe, expect } from 'vitest'
@@ -27,7 +26,6 @@ import {
   readRunJobs,
   registerWorker,
   releaseJobs,
-  renderSql,
   rescueJobs,
   retryJob,
   storeResults,
@@ -35,25 +33,7 @@ import {
   toQueryable,
   unregisterWorker,
 } from '../src/index.ts'
-import { test, type TestDatabase } from '../src/testing.ts'
-
-/** The grants documented in the README, for `role` on `schema`: the test runs the documentation itself. */
-async function documentedGrants(schema: string, role: string): Promise<string> {
-  const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8')
-  const section = readme.slice(readme.indexOf('## Roles'))
-  const sql = /```sql\n([\s\S]*?)```/.exec(section)?.[1]
-  if (!sql) throw new Error('the README has no SQL block under "## Roles"')
-  return renderSql(sql, schema)
-    .replace(/\bschema skiplock\b/g, `schema ${quoteSchemaName(schema)}`)
-    .replace(/\bskiplock_runtime\b/g, pg.escapeIdentifier(role))
-}
-
-function urlFor(db: TestDatabase, role: string, password: string): string {
-  const url = new URL(db.url)
-  url.username = role
-  url.password = encodeURIComponent(password)
-  return url.toString()
-}
+import { documentedGrants, test, urlForRole } from '../src/testing.ts'
 
 describe('S2: a runtime role with only the documented grants', () => {
   test('runs the whole queue, and cannot create, alter, drop or truncate', { timeout: 60_000 }, async ({ db }) => {
@@ -66,8 +46,8 @@ describe('S2: a runtime role with only the documented grants', () => {
     await db.query(`create role ${pg.escapeIdentifier(owner)} login password ${pg.escapeLiteral(password)}`)
     await db.query(`create role ${pg.escapeIdentifier(runtime)} login password ${pg.escapeLiteral(password)}`)
     await db.query(`grant create on database ${pg.escapeIdentifier(db.name)} to ${pg.escapeIdentifier(owner)}`)
-    const ownerClient = new pg.Client({ connectionString: urlFor(db, owner, password) })
-    const runtimePool = new pg.Pool({ connectionString: urlFor(db, runtime, password), max: 3 })
+    const ownerClient = new pg.Client({ connectionString: urlForRole(db.url, owner, password) })
+    const runtimePool = new pg.Pool({ connectionString: urlForRole(db.url, runtime, password), max: 3 })
     try {
       await ownerClient.connect()
       await migrate(ownerClient, { schema })
