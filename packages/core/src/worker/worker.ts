@@ -155,6 +155,13 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   #state: State = 'idle'
   #workerId: string | undefined
   #isFetching = false
+  /** The fetch loop running now, if any: a stop lets it end before closing the connection it claims on. */
+  #fetching: Promise<void> = Promise.resolve()
+  /**
+   * A claim sent and not yet answered. Its rows may be committed but not here yet, so a heartbeat must not
+   * report the jobs this worker holds meanwhile, or the database would take those rows back.
+   */
+  #isClaiming = false
   #shouldFetchAgain = false
   /** The last fetch found fewer jobs than it asked for: wait for a notification or the poll. */
   #isQueueDrained = false
@@ -396,7 +403,8 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     for (const timer of this.#timers) clearTimeout(timer)
     this.#timers.clear()
     this.#periodic?.stop()
-    const listenerStopped = this.#listener?.stop()
+    // Claims may be in flight on the listening connection: closing it under them would strand their jobs.
+    const listenerStopped = this.#fetching.then(() => this.#listener?.stop())
     let fatalError: unknown
     try {
       if (wasRunning) {
@@ -502,7 +510,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       this.#shouldFetchAgain = true
       return
     }
-    void this.#fetch()
+    this.#fetching = this.#fetch()
   }
 
   async #fetch(): Promise<void> {
@@ -523,10 +531,13 @@ export class Worker extends TypedEmitter<WorkerEvents> {
         if (this.#completer.pendingCount >= maxPendingOutcomes) break
         // Claims go through the LISTEN connection while it is up, leaving the pool to outcomes and heartbeats.
         const listening = this.#listener?.connection
+        this.#isClaiming = true
         const jobs = await fetchJobs(listening ? toQueryable(listening) : this.#db, this.#options.schema, {
           workerId: this.#workerId,
           queueNames: this.#options.queues ?? null,
           batchSize: room,
+        }).finally(() => {
+          this.#isClaiming = false
         })
         this.#fetchFailures = 0
         this.#isQueueDrained = jobs.length < room
@@ -727,8 +738,9 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     const workerId = this.#workerId
     if (workerId === undefined) return
     try {
-      // Every job this worker holds, so the database can return a claim whose rows never arrived.
-      const held = [...this.#running.keys(), ...this.#buffer.map((job) => job.id), ...this.#completer.jobIds]
+      // Every job this worker holds, so the database can return a claim whose rows never arrived; not while a
+      // claim is in flight, whose rows may be on their way.
+      const held = this.#isClaiming ? undefined : [...this.#running.keys(), ...this.#buffer.map((job) => job.id), ...this.#completer.jobIds]
       const cancelled = await heartbeat(this.#db, this.#options.schema, workerId, held)
       for (const jobId of cancelled) this.#running.get(jobId)?.controller.abort(new JobCancelledError({ jobId }))
     } catch (error) {
