@@ -6,21 +6,14 @@ import { waitFor } from '@skiplock/core/testing'
 import { type PgBouncer, startPgBouncer, type TestDatabase } from '@skiplock/schema/testing'
 import { expect } from 'vitest'
 
-import { chaosTest, type Fleet, waitForDrain } from './support/fleet.ts'
-import { formatVerdict, printVerdict } from './support/ledger.ts'
-import { chaosScale, createRandom, scaled } from './support/scale.ts'
-import { chaosTasks } from './support/tasks.ts'
+import { chaosTest, type Fleet } from './support/fleet.ts'
+import { chaosScale, scaled } from './support/scale.ts'
+import { runWithKills, runWithoutFaults } from './support/scenarios.ts'
 
 const processes = chaosScale >= 10 ? 8 : 4
-const concurrency = 4
-const batchSize = 4
 const poolSize = 2
 /** Client connections a worker process opens to PgBouncer: its pool, and its recorder's pool of 2 (chaos-worker.ts). */
 const connectionsPerProcess = poolSize + 2
-const leaseSeconds = 2
-const maintenanceMs = 500
-/** The lease, a jittered maintenance interval and a fetch, with room for a loaded machine (as in R2). */
-const restartBoundMs = 5000
 
 /**
  * `chaosTest` with PgBouncer in front of the test database, and the ledger's producer (the `skiplock`
@@ -79,104 +72,41 @@ function workerErrors(fleet: Fleet): string[] {
 
 pooledChaosTest('R9 (R1 through PgBouncer): without faults, every job runs exactly once and keyed jobs never overlap', { timeout: 90_000 * chaosScale }, async ({ db, pgbouncer, ledger, fleet }) => {
   // R1's criteria with fewer jobs than R1's 4000, for about half its time: the suite runs twice in CI.
-  const jobs = scaled(2500)
-  const random = createRandom()
-  fleet.configure({ CONCURRENCY: concurrency, BATCH_SIZE: concurrency, POOL_SIZE: poolSize, DATABASE_URL: pgbouncer.url, LISTEN_URL: db.url })
-  await fleet.spawnMany(processes)
-
-  // 30% of the jobs share 200 lock keys, so several jobs of a key are often waiting at once.
-  await ledger.produce(chaosTasks.plain, jobs, 250, () => ({
-    ms: 1 + Math.floor(random() * 20),
-    lock: random() < 0.3 ? `key-${Math.floor(random() * 200)}` : null,
-  }))
-  await expectRoutedThroughPgBouncer(db, pgbouncer, fleet)
-  await waitForDrain(ledger, 60_000 * chaosScale)
-  await fleet.stopAll()
-
-  const verdict = await ledger.verdict()
-  const problems = pgbouncer.problems()
-  const vanished = vanishedClients(pgbouncer)
-  printVerdict(formatVerdict('R9/R1', verdict, { faults: { processes: `${processes}x${concurrency}` }, extra: { pgbouncer_problems: problems.length, vanished_clients: vanished.length } }))
-  expect(verdict).toMatchObject({
-    attempted: jobs,
-    acknowledged: jobs,
-    lost: 0,
-    unexpected: 0,
-    dupResults: 0,
-    completedWithoutResult: 0,
-    resultsWithoutCompletion: 0,
-    executions: jobs,
-    dupExec: 0,
-    keyOverlaps: 0,
-    keyOrderViolations: 0,
+  await runWithoutFaults(ledger, fleet, {
+    id: 'R9/R1',
+    jobs: scaled(2500),
+    processes,
+    perSecond: 250,
+    settings: { POOL_SIZE: poolSize, DATABASE_URL: pgbouncer.url, LISTEN_URL: db.url },
+    whileRunning: () => expectRoutedThroughPgBouncer(db, pgbouncer, fleet),
+    extra: () => ({ pgbouncer_problems: pgbouncer.problems().length, vanished_clients: vanishedClients(pgbouncer).length }),
   })
   // No PgBouncer errors: nothing at WARNING, ERROR or FATAL in its log, none reached a worker, and
   // without faults every client, workers' and producer's, ended its session cleanly.
-  expect(problems).toEqual([])
+  expect(pgbouncer.problems()).toEqual([])
   expect(workerErrors(fleet)).toEqual([])
-  expect(vanished).toEqual([])
+  expect(vanishedClients(pgbouncer)).toEqual([])
 })
 
 pooledChaosTest('R9 (R2 through PgBouncer): SIGKILLed workers lose no job, duplicate few, and their jobs restart within the lease', { timeout: 120_000 * chaosScale }, async ({ db, pgbouncer, ledger, fleet }) => {
   // R2's criteria with fewer jobs and kills than R2's 5000 and 10, for about two thirds of its time.
-  const jobs = scaled(3000)
   const kills = scaled(8)
-  const random = createRandom()
-  fleet.configure({
-    CONCURRENCY: concurrency,
-    BATCH_SIZE: batchSize,
-    POOL_SIZE: poolSize,
-    LEASE_SECONDS: leaseSeconds,
-    HEARTBEAT_MS: 500,
-    MAINTENANCE_MS: maintenanceMs,
-    DATABASE_URL: pgbouncer.url,
-    LISTEN_URL: db.url,
-  })
-  await fleet.spawnMany(processes)
-
-  // As in R2: a backlog longer to drain than a lease, so the first orphans are rescued into a full queue,
-  // then jobs arriving while workers die every 2 s, so kills land on jobs fetched, running and committing.
-  const spec = () => ({ ms: 20 + Math.floor(random() * 60), lock: random() < 0.3 ? `key-${Math.floor(random() * 200)}` : null })
-  const backlog = Math.round(jobs / 2)
-  await ledger.enqueue(chaosTasks.plain, Array.from({ length: backlog }, spec))
-  const killing = fleet.killRepeatedly({ kills, everyMs: 2000 })
-  await ledger.produce(chaosTasks.plain, jobs - backlog, (jobs - backlog) / (kills * 2.5), spec)
-  await killing
-  await expectRoutedThroughPgBouncer(db, pgbouncer, fleet)
-  await waitForDrain(ledger, 60_000 * chaosScale)
-  await fleet.stopAll()
-
-  const verdict = await ledger.verdict()
-  const problems = pgbouncer.problems()
-  const vanished = vanishedClients(pgbouncer)
-  // A dead worker held at most its running jobs and its prefetched batch; each may run again.
-  const dupExecBound = kills * (concurrency + batchSize)
   // A killed process drops each connection it has open without a goodbye, and nothing else does.
   const vanishedBound = kills * connectionsPerProcess
-  printVerdict(
-    formatVerdict('R9/R2', verdict, { faults: { kills }, dupExecBound, extra: { pgbouncer_problems: problems.length, vanished_clients: `${vanished.length}(bound ${vanishedBound})` } }),
-  )
-  expect(verdict).toMatchObject({
-    attempted: jobs,
-    acknowledged: jobs,
-    lost: 0,
-    unexpected: 0,
-    dupResults: 0,
-    completedWithoutResult: 0,
-    resultsWithoutCompletion: 0,
-    keyOverlaps: 0,
-    keyOrderViolations: 0,
+  await runWithKills(ledger, fleet, {
+    id: 'R9/R2',
+    jobs: scaled(3000),
+    kills,
+    processes,
+    settings: { POOL_SIZE: poolSize, DATABASE_URL: pgbouncer.url, LISTEN_URL: db.url },
+    whileRunning: () => expectRoutedThroughPgBouncer(db, pgbouncer, fleet),
+    extra: () => ({ pgbouncer_problems: pgbouncer.problems().length, vanished_clients: `${vanishedClients(pgbouncer).length}(bound ${vanishedBound})` }),
   })
-  expect(verdict.dupExec).toBeLessThanOrEqual(dupExecBound)
-  // The kills did take jobs from under workers, and each ran again once its lease ran out.
-  expect(verdict.rescued).toBeGreaterThan(0)
-  expect(verdict.restarted).toBe(verdict.rescued)
-  expect(verdict.maxRescueMs).toBeLessThanOrEqual(restartBoundMs)
   // No PgBouncer errors: nothing at WARNING, ERROR or FATAL in its log, and none reached a surviving
   // worker. The kills are allowed for, precisely: PgBouncer logs a client that vanishes at LOG level
   // (`client unexpected eof`), never as a problem, and only the killed processes' connections vanish.
-  expect(problems).toEqual([])
+  expect(pgbouncer.problems()).toEqual([])
   expect(workerErrors(fleet)).toEqual([])
-  expect(vanished.length).toBeGreaterThan(0)
-  expect(vanished.length).toBeLessThanOrEqual(vanishedBound)
+  expect(vanishedClients(pgbouncer).length).toBeGreaterThan(0)
+  expect(vanishedClients(pgbouncer).length).toBeLessThanOrEqual(vanishedBound)
 })

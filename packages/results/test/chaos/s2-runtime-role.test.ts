@@ -7,11 +7,10 @@ import { documentedGrants, urlForRole } from '@skiplock/schema/testing'
 import pg from 'pg'
 import { expect } from 'vitest'
 
-// The schema package's own test helper: the grants exactly as its README documents them.
-import { Fleet, waitForDrain } from './support/fleet.ts'
-import { formatVerdict, Ledger, printVerdict } from './support/ledger.ts'
-import { chaosScale, createRandom, scaled } from './support/scale.ts'
-import { chaosTasks } from './support/tasks.ts'
+import { Fleet } from './support/fleet.ts'
+import { Ledger } from './support/ledger.ts'
+import { chaosScale, scaled } from './support/scale.ts'
+import { runWithKills, runWithoutFaults } from './support/scenarios.ts'
 
 /** A login role holding only the documented grants, and a producer client connected as it. */
 interface RuntimeRole {
@@ -70,97 +69,44 @@ const runtimeTest = test.extend<{ runtime: RuntimeRole; ledger: Ledger; fleet: F
 })
 
 runtimeTest('S2/R1: as the runtime role, every job runs exactly once and keyed jobs never overlap', { timeout: 60_000 * chaosScale }, async ({ db, runtime, ledger, fleet }) => {
-  const jobs = scaled(1500)
-  const processes = chaosScale >= 10 ? 8 : 4
-  const concurrency = 4
-  const random = createRandom()
-  fleet.configure({ CONCURRENCY: concurrency, BATCH_SIZE: concurrency })
-  await fleet.spawnMany(processes)
-
-  await ledger.produce(chaosTasks.plain, jobs, 400, () => ({
-    ms: 1 + Math.floor(random() * 20),
-    lock: random() < 0.3 ? `key-${Math.floor(random() * 200)}` : null,
-  }))
-  // Every session but the test's own (the owner's) logs in as the runtime role: workers, listeners, recorders, producer.
-  const { rows: sessions } = await db.query<{ application: string; role: string }>(
-    `select distinct regexp_replace(application_name, ' .*', '') as application, usename as role
-     from pg_stat_activity
-     where datname = current_database() and backend_type = 'client backend' and application_name <> 'skiplock-test'
-     order by 1, 2`,
-  )
-  expect(sessions.map((session) => session.application)).toEqual(expect.arrayContaining(['skiplock-chaos-recorder', 'skiplock-client', 'skiplock-listener', 'skiplock-worker']))
-  expect(sessions.filter((session) => session.role !== runtime.name)).toEqual([])
-  await waitForDrain(ledger, 40_000 * chaosScale)
-  await fleet.stopAll()
-  const workerErrors = fleet.all.flatMap((worker) => worker.errors)
-
-  const verdict = await ledger.verdict()
-  printVerdict(formatVerdict('S2/R1', verdict, { faults: { processes: `${processes}x${concurrency}`, role: 'runtime' }, extra: { worker_errors: workerErrors.length } }))
-  // A permission error would surface here first (worker errors on stderr), naming the statement refused.
-  expect(workerErrors).toEqual([])
-  expect(verdict).toMatchObject({
-    attempted: jobs,
-    acknowledged: jobs,
-    lost: 0,
-    unexpected: 0,
-    dupResults: 0,
-    completedWithoutResult: 0,
-    resultsWithoutCompletion: 0,
-    executions: jobs,
-    dupExec: 0,
-    keyOverlaps: 0,
-    keyOrderViolations: 0,
+  await runWithoutFaults(ledger, fleet, {
+    id: 'S2/R1',
+    jobs: scaled(1500),
+    processes: chaosScale >= 10 ? 8 : 4,
+    perSecond: 400,
+    whileRunning: async () => {
+      // Every session but the test's own (the owner's) logs in as the runtime role: workers, listeners, recorders, producer.
+      const { rows: sessions } = await db.query<{ application: string; role: string }>(
+        `select distinct regexp_replace(application_name, ' .*', '') as application, usename as role
+         from pg_stat_activity
+         where datname = current_database() and backend_type = 'client backend' and application_name <> 'skiplock-test'
+         order by 1, 2`,
+      )
+      expect(sessions.map((session) => session.application)).toEqual(expect.arrayContaining(['skiplock-chaos-recorder', 'skiplock-client', 'skiplock-listener', 'skiplock-worker']))
+      expect(sessions.filter((session) => session.role !== runtime.name)).toEqual([])
+    },
+    extra: () => ({ role: 'runtime', worker_errors: workerErrors(fleet).length }),
   })
+  // A permission error would surface here first (worker errors on stderr), naming the statement refused.
+  expect(workerErrors(fleet)).toEqual([])
 })
-
-const leaseSeconds = 2
-const maintenanceMs = 500
-/** The lease, a jittered maintenance interval and a fetch, with room for a loaded machine. */
-const restartBoundMs = 5000
 
 runtimeTest('S2/R2: as the runtime role, SIGKILLed workers lose no job and their jobs restart within the lease', { timeout: 90_000 * chaosScale }, async ({ ledger, fleet }) => {
-  const jobs = scaled(2000)
-  const kills = scaled(5)
-  const processes = chaosScale >= 10 ? 8 : 4
-  const concurrency = 4
-  const batchSize = 4
-  const random = createRandom()
-  fleet.configure({ CONCURRENCY: concurrency, BATCH_SIZE: batchSize, LEASE_SECONDS: leaseSeconds, HEARTBEAT_MS: 500, MAINTENANCE_MS: maintenanceMs })
-  await fleet.spawnMany(processes)
-
-  // As in R2: a backlog whose orphans are rescued into a full queue, then jobs arriving while workers die,
-  // so rescue (a runtime role's update of another worker's jobs) runs under load.
-  const spec = () => ({ ms: 20 + Math.floor(random() * 60), lock: random() < 0.3 ? `key-${Math.floor(random() * 200)}` : null })
-  const backlog = Math.round(jobs / 2)
-  await ledger.enqueue(chaosTasks.plain, Array.from({ length: backlog }, spec))
-  const killing = fleet.killRepeatedly({ kills, everyMs: 2000 })
-  await ledger.produce(chaosTasks.plain, jobs - backlog, (jobs - backlog) / (kills * 2.5), spec)
-  await killing
-  await waitForDrain(ledger, 40_000 * chaosScale)
-  await fleet.stopAll()
-  // A killed process may print nothing useful; a living one's stderr holds worker errors such as a refused statement.
-  const workerErrors = fleet.all.flatMap((worker) => worker.errors)
-
-  const verdict = await ledger.verdict()
-  const dupExecBound = kills * (concurrency + batchSize)
-  printVerdict(formatVerdict('S2/R2', verdict, { faults: { kills, role: 'runtime' }, dupExecBound, extra: { worker_errors: workerErrors.length } }))
-  expect(workerErrors).toEqual([])
-  expect(verdict).toMatchObject({
-    attempted: jobs,
-    acknowledged: jobs,
-    lost: 0,
-    unexpected: 0,
-    dupResults: 0,
-    completedWithoutResult: 0,
-    resultsWithoutCompletion: 0,
-    keyOverlaps: 0,
-    keyOrderViolations: 0,
+  // Rescue, a runtime role's update of another worker's jobs, runs under load here.
+  await runWithKills(ledger, fleet, {
+    id: 'S2/R2',
+    jobs: scaled(2000),
+    kills: scaled(5),
+    processes: chaosScale >= 10 ? 8 : 4,
+    extra: () => ({ role: 'runtime', worker_errors: workerErrors(fleet).length }),
   })
-  expect(verdict.dupExec).toBeLessThanOrEqual(dupExecBound)
-  expect(verdict.rescued).toBeGreaterThan(0)
-  expect(verdict.restarted).toBe(verdict.rescued)
-  expect(verdict.maxRescueMs).toBeLessThanOrEqual(restartBoundMs)
+  expect(workerErrors(fleet)).toEqual([])
 })
+
+/** Lines on the worker processes' stderr: worker errors, such as a statement the role may not run. */
+function workerErrors(fleet: Fleet): string[] {
+  return fleet.all.flatMap((worker) => worker.errors)
+}
 
 runtimeTest('S2: the runtime role cannot create, alter, drop or truncate, and every security definer function pins search_path', async ({ db, runtime }) => {
   const s = quoteSchemaName(db.schema)
