@@ -369,13 +369,15 @@ describe('awaiting results', () => {
     const worker = await startWorker({ tasks: [echo], pollIntervalMs: 200 })
     const errors: string[] = []
     worker.on('error', ({ during }) => errors.push(during))
+    const listeners = async () =>
+      (await db.query(`select count(*)::int as count from pg_stat_activity where application_name = 'skiplock-listener' and datname = current_database()`)).rows[0].count
+    // The listener connects after start() returns: kill it once it is there.
+    await waitFor(async () => (await listeners()) === 1, { description: 'the listener to connect' })
     await db.query(`select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'skiplock-listener' and datname = current_database()`)
     await waitFor(() => errors.includes('listen'), { description: 'the listener error event' })
     const job = await skiplock.defer(echo, { value: 'after the kill' })
     expect(await skiplock.result(job, { timeoutMs: 5000 })).toEqual({ value: 'after the kill' })
-    await waitFor(async () => (await db.query(`select count(*)::int as count from pg_stat_activity where application_name = 'skiplock-listener' and datname = current_database()`)).rows[0].count === 1, {
-      description: 'the listener to reconnect',
-    })
+    await waitFor(async () => (await listeners()) === 1, { description: 'the listener to reconnect' })
   })
 })
 
