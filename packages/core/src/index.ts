@@ -45,4 +45,4 @@ export {
 export type { Logger } from './logger.ts'
 export type { CompletionHook } from './worker/completer.ts'
 export type { PeriodicTask } from './worker/periodic-scheduler.ts'
-export { createWorker, Worker, type WorkerEvents, type WorkerOptions } from './worker/worker.ts'
+export { type ClaimPlan, createWorker, type ExplainClaimsOptions, Worker, type WorkerEvents, type WorkerOptions } from './worker/worker.ts'

@@ -18,6 +18,18 @@ describe('defer_jobs', () => {
     expect(Number(rows[0].id)).toBeLessThan(Number(rows[1].id))
   })
 
+  test('stores each job\'s trace context, and keeps it when the job finishes', async ({ db }) => {
+    const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01'
+    const { rows } = await db.query(`select id, trace_context from skiplock.defer_jobs(array['a', 'b'], trace_contexts => array[$1, null])`, [traceparent])
+    expect(rows.map((row) => row.trace_context)).toEqual([traceparent, null])
+    const { rows: workers } = await db.query(`select id from skiplock.register_worker('w')`)
+    const { rows: claimed } = await db.query(`select id, attempts, trace_context from skiplock.fetch_jobs($1, batch_size => 2)`, [workers[0].id])
+    expect(claimed.map((row) => row.trace_context)).toEqual([traceparent, null])
+    await db.query(`select from skiplock.complete_jobs($1, $2::bigint[], $3::int[])`, [workers[0].id, claimed.map((row) => row.id), claimed.map((row) => row.attempts)])
+    const { rows: finished } = await db.query(`select trace_context from skiplock.all_jobs where id = any($1::bigint[]) order by id`, [rows.map((row) => row.id)])
+    expect(finished).toEqual([{ trace_context: traceparent }, { trace_context: null }])
+  })
+
   test('enqueues 10,000 jobs in one call', async ({ db }) => {
     const { rows } = await db.query(`
       select count(*)::int as count
@@ -113,6 +125,12 @@ describe('defer_jobs rejects bad input with a project SQLSTATE and writes nothin
       sql: `select skiplock.defer_jobs(array['t', 't'], array['{}'])`,
       code: 'SK005',
       message: /every array must have as many elements as task_names \(2\)/,
+    },
+    {
+      name: 'more trace contexts than jobs (SK005)',
+      sql: `select skiplock.defer_jobs(array['t'], trace_contexts => array[null, null]::text[])`,
+      code: 'SK005',
+      message: /every array must have as many elements as task_names \(1\)/,
     },
     {
       name: 'a missing task name (SK005)',

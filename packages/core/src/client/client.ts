@@ -20,6 +20,7 @@ import pg from 'pg'
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../json.ts'
 import { MAX_INTEGER, type Task } from './define-task.ts'
 import { buildDeferArgs, type DeferOptions, isStorableDate } from './defer.ts'
+import { traceDefer } from '../telemetry.ts'
 import { inTransaction } from '../transaction.ts'
 import { ResultWaiter } from './result-waiter.ts'
 
@@ -105,14 +106,18 @@ export function createClient(options: ClientOptions): Client {
   return {
     async defer(task, payload, deferOptions = {}) {
       const args = await buildDeferArgs(task, [payload], deferOptions, maxPayloadBytes)
-      const [job] = await deferJobs(deferOptions.tx ? toQueryable(deferOptions.tx) : db, schema, args)
+      const target = deferOptions.tx ? toQueryable(deferOptions.tx) : db
+      const [job] = await traceDefer(task.name, args.queueNames?.[0] ?? 'default', (traceContext) =>
+        deferJobs(target, schema, { ...args, traceContexts: traceContext === null ? undefined : [traceContext] }),
+      )
       return job as Job<never, never>
     },
 
     async deferMany(task, payloads, deferOptions = {}) {
       const batchSize = deferOptions.batchSize ?? 5000
       checkWholeNumber('batchSize', batchSize, 1)
-      const deferBatches = async (target: ReturnType<typeof toQueryable>) => {
+      const queueName = deferOptions.queue ?? task.definition.queue ?? 'default'
+      const deferBatches = async (target: ReturnType<typeof toQueryable>, traceContext: string | null) => {
         const ids: string[] = []
         let batch: unknown[] = []
         // One statement stays in flight while the next batch is serialised, so the client's work
@@ -121,6 +126,7 @@ export function createClient(options: ClientOptions): Client {
         const flush = async () => {
           if (batch.length === 0) return
           const args = await buildDeferArgs(task, batch as never[], deferOptions, maxPayloadBytes)
+          if (traceContext !== null) args.traceContexts = Array(batch.length).fill(traceContext)
           batch = []
           await inFlight
           inFlight = deferJobIds(target, schema, args).then((batchIds) => void ids.push(...batchIds))
@@ -135,8 +141,11 @@ export function createClient(options: ClientOptions): Client {
         await inFlight
         return ids
       }
-      if (deferOptions.tx) return deferBatches(toQueryable(deferOptions.tx))
-      return inTransaction(pool, (client) => deferBatches(toQueryable(client)))
+      // One span for the whole call: every job it defers links its attempts to it.
+      return traceDefer(task.name, queueName, (traceContext) => {
+        if (deferOptions.tx) return deferBatches(toQueryable(deferOptions.tx), traceContext)
+        return inTransaction(pool, (client) => deferBatches(toQueryable(client), traceContext))
+      })
     },
 
     async result(job, resultOptions = {}) {

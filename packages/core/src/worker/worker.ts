@@ -3,7 +3,9 @@ import { hostname } from 'node:os'
 import {
   completeJobs,
   DEFAULT_SCHEMA,
+  explainFetchJobs,
   fetchJobs,
+  type FetchJobsArgs,
   heartbeat,
   InvalidArgumentError,
   InvalidPayloadError,
@@ -11,6 +13,7 @@ import {
   PayloadTooLargeError,
   pruneJobs,
   type Queryable,
+  queueStats,
   quoteSchemaName,
   registerWorker,
   rescueJobs,
@@ -27,6 +30,7 @@ import { JobCancelledError, JobTimeoutError, NonRetryableError, UnknownTaskError
 import { TypedEmitter } from '../events.ts'
 import { DEFAULT_MAX_PAYLOAD_BYTES, toStorableJson } from '../json.ts'
 import { describeError, type Logger, silentLogger } from '../logger.ts'
+import { observeQueueDepth, recordJobOutcome, recordJobsRescued, recordJobStarted } from '../telemetry.ts'
 import { inTransaction, Rollback } from '../transaction.ts'
 import { Completer, type CompletionHook, type Outcome } from './completer.ts'
 import { Listener } from './listener.ts'
@@ -91,6 +95,34 @@ export interface WorkerOptions {
   maxPayloadBytes?: number
   /** Largest result a handler may return, as JSON text; default 1 MiB. A larger one fails its job without a retry. */
   maxResultBytes?: number
+  /**
+   * Samples claims for diagnosis: after a claim, with probability `sampleRate` (0 to 1), the same claim is run
+   * again under `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)` in a transaction that is rolled back, so it claims
+   * nothing, and `onPlan` gets the plan. Each sample costs about one more claim, on a pooled connection.
+   */
+  explainClaims?: ExplainClaimsOptions
+}
+
+/** Options of {@link WorkerOptions.explainClaims}. */
+export interface ExplainClaimsOptions {
+  /** The share of claims to sample, from 0 (none) to 1 (every claim). */
+  sampleRate: number
+  /** Gets each sampled claim's plan; it must not throw. */
+  onPlan: (sample: ClaimPlan) => void
+}
+
+/** A sampled claim. */
+export interface ClaimPlan {
+  /**
+   * The output of `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)` of the `fetch_jobs` call that replayed the claim.
+   * `fetch_jobs` is PL/pgSQL, so the plan shows the function's total time and buffers, not its inner query.
+   */
+  plan: unknown
+  /** The round trip of the real claim that was sampled, in milliseconds. */
+  durationMs: number
+  /** The claim's arguments, as replayed. */
+  batchSize: number
+  queueNames: readonly string[] | null
 }
 
 /** Every event a worker emits. */
@@ -133,8 +165,8 @@ type State = 'idle' | 'running' | 'stopping' | 'stopped'
  * group commits, heartbeats, and rescues dead workers' jobs. Create with {@link createWorker}.
  */
 export class Worker extends TypedEmitter<WorkerEvents> {
-  readonly #options: Required<Omit<WorkerOptions, 'listenConnectionString' | 'queues' | 'onJobsCompleting' | 'logger' | 'periodic'>> &
-    Pick<WorkerOptions, 'listenConnectionString' | 'queues' | 'onJobsCompleting' | 'periodic'>
+  readonly #options: Required<Omit<WorkerOptions, 'listenConnectionString' | 'queues' | 'onJobsCompleting' | 'logger' | 'periodic' | 'explainClaims'>> &
+    Pick<WorkerOptions, 'listenConnectionString' | 'queues' | 'onJobsCompleting' | 'periodic' | 'explainClaims'>
   readonly #logger: Logger
   readonly #tasks: Map<string, Task>
   readonly #pool: pg.Pool
@@ -183,6 +215,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   #stopping: Promise<void> | undefined
   #forceStop: (() => void) | undefined
   #removeSignalHandlers: (() => void) | undefined
+  #stopObservingQueueDepth: (() => void) | undefined
 
   constructor(options: WorkerOptions) {
     super()
@@ -235,6 +268,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       throw new InvalidArgumentError({ argument: 'name', reason: 'a worker name must be text without \\u0000 or unpaired UTF-16 surrogates' })
     }
     for (const queue of o.queues ?? []) checkQueueName(queue)
+    if (o.explainClaims !== undefined) checkExplainClaims(o.explainClaims)
     if (o.heartbeatIntervalMs >= o.leaseSeconds * 1000) {
       throw new InvalidArgumentError({ argument: 'heartbeatIntervalMs', reason: `${o.heartbeatIntervalMs} ms is not shorter than the lease of ${o.leaseSeconds} s` })
     }
@@ -347,6 +381,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     this.#logger.info({ workerId: this.#workerId, name: this.#options.name }, 'worker started')
     this.#listener?.start()
     this.#periodic?.start()
+    this.#stopObservingQueueDepth = observeQueueDepth(() => queueStats(this.#db, this.#options.schema))
     this.#every(this.#options.pollIntervalMs, () => {
       this.#isQueueDrained = false
       this.#wake()
@@ -434,6 +469,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       this.#reportError(error, 'stop')
     } finally {
       await this.#stopHeartbeat()
+      this.#stopObservingQueueDepth?.()
       this.#outage.stop()
       this.#completer.close()
       await Promise.all(this.#stepsInFlight)
@@ -532,13 +568,13 @@ export class Worker extends TypedEmitter<WorkerEvents> {
         // Claims go through the LISTEN connection while it is up, leaving the pool to outcomes and heartbeats.
         const listening = this.#listener?.connection
         this.#isClaiming = true
-        const jobs = await fetchJobs(listening ? toQueryable(listening) : this.#db, this.#options.schema, {
-          workerId: this.#workerId,
-          queueNames: this.#options.queues ?? null,
-          batchSize: room,
-        }).finally(() => {
+        const claim: FetchJobsArgs = { workerId: this.#workerId, queueNames: this.#options.queues ?? null, batchSize: room }
+        const claimStartedAt = performance.now()
+        const jobs = await fetchJobs(listening ? toQueryable(listening) : this.#db, this.#options.schema, claim).finally(() => {
           this.#isClaiming = false
         })
+        const { explainClaims } = this.#options
+        if (explainClaims && Math.random() < explainClaims.sampleRate) this.#explainClaim(claim, performance.now() - claimStartedAt, explainClaims)
         this.#fetchFailures = 0
         this.#isQueueDrained = jobs.length < room
         if (this.#state !== 'running') {
@@ -596,6 +632,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     const { job, controller } = entry
     const task = this.#tasks.get(job.taskName)
     this.emit('job:started', { job })
+    recordJobStarted(job)
     let timeout: NodeJS.Timeout | undefined
     let outcome: Outcome | undefined
     let result: unknown
@@ -703,6 +740,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   }
 
   #emitOutcome(job: Job, outcome: Outcome, error: unknown, result: unknown): void {
+    recordJobOutcome(job, outcome, error)
     switch (outcome.kind) {
       case 'completed':
         this.emit('job:completed', { job: outcome.job, result })
@@ -763,12 +801,29 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     }
   }
 
+  /**
+   * Replays a claim under EXPLAIN ANALYZE in a rolled-back transaction: ANALYZE really runs fetch_jobs, so
+   * only the rollback keeps it from claiming. Its row locks last for that transaction: other workers skip
+   * those jobs for a moment, as they would a claim in flight.
+   */
+  #explainClaim(claim: FetchJobsArgs, durationMs: number, { onPlan }: ExplainClaimsOptions): void {
+    const sampling = inTransaction(this.#pool, async (client) => {
+      throw new Rollback(await explainFetchJobs(toQueryable(client), this.#options.schema, claim))
+    })
+      .then((plan) => onPlan({ plan, durationMs, batchSize: claim.batchSize, queueNames: claim.queueNames ?? null }))
+      .catch((error: unknown) => this.#reportError(error, 'explain claim'))
+    // A stop waits for it before ending the pool.
+    this.#stepsInFlight.add(sampling)
+    void sampling.finally(() => this.#stepsInFlight.delete(sampling))
+  }
+
   async #maintain(): Promise<void> {
     if (this.#outage.isDown) return
     try {
       const rescued = await rescueJobs(this.#db, this.#options.schema)
       if (rescued.length > 0) {
         this.#logger.warn({ count: rescued.length }, 'rescued jobs of workers presumed dead')
+        recordJobsRescued(rescued)
         this.emit('jobs:rescued', { jobs: rescued })
         this.#isQueueDrained = false
         this.#wake()
@@ -817,6 +872,17 @@ const connectTimeoutMs = 10_000
 /** A wait that does not keep the process alive on its own. */
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref())
+}
+
+/** @throws {InvalidArgumentError} unless `sampleRate` is a number from 0 to 1 and `onPlan` a function. */
+function checkExplainClaims(options: ExplainClaimsOptions): void {
+  const { sampleRate, onPlan } = options
+  if (typeof sampleRate !== 'number' || !(sampleRate >= 0 && sampleRate <= 1)) {
+    throw new InvalidArgumentError({ argument: 'explainClaims.sampleRate', reason: `${String(sampleRate)} is not a number from 0 to 1` })
+  }
+  if (typeof onPlan !== 'function') {
+    throw new InvalidArgumentError({ argument: 'explainClaims.onPlan', reason: 'it must be a function that gets each sampled plan' })
+  }
 }
 
 function withoutUndefined<T extends object>(value: T): Partial<T> {

@@ -39,11 +39,11 @@ begin
     )
     insert into skiplock.finished_jobs (
       id, queue_name, task_name, payload, priority, run_at, state, attempts, max_attempts, lock,
-      queueing_lock, worker_id, errors, result, created_at, started_at, finished_at
+      queueing_lock, worker_id, errors, result, created_at, started_at, finished_at, trace_context
     )
     select
       c.id, c.queue_name, c.task_name, c.payload, c.priority, c.run_at, 'cancelled', c.attempts, c.max_attempts, c.lock,
-      c.queueing_lock, c.worker_id, c.errors, null, c.created_at, c.started_at, cancel_job.now
+      c.queueing_lock, c.worker_id, c.errors, null, c.created_at, c.started_at, cancel_job.now, c.trace_context
     from cancelled as c;
     return query select v_job.id, 'cancelled'::skiplock.job_state;
     return;

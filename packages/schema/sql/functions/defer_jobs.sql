@@ -8,7 +8,8 @@ create or replace function skiplock.defer_jobs(
   locks text[] default null,
   queueing_locks text[] default null,
   on_queueing_lock_conflict text default 'error',
-  max_payload_bytes integer default 1048576
+  max_payload_bytes integer default 1048576,
+  trace_contexts text[] default null
 ) returns setof skiplock.jobs
   language plpgsql
 as $$
@@ -33,6 +34,10 @@ begin
     defer_jobs.on_queueing_lock_conflict,
     defer_jobs.max_payload_bytes
   );
+  if coalesce(cardinality(defer_jobs.trace_contexts), v_count) <> v_count then
+    raise exception 'defer_jobs: every array must have as many elements as task_names (%)', v_count
+      using errcode = 'SK005';
+  end if;
   if v_count = 0 then
     return;
   end if;
@@ -49,8 +54,8 @@ begin
     if not v_has_queueing_locks or defer_jobs.on_queueing_lock_conflict = 'error' then
       -- A queueing lock already held by a waiting job violates jobs_queueing_lock_todo_idx: see below.
       return query
-        insert into skiplock.jobs as j (task_name, payload, queue_name, priority, run_at, max_attempts, lock, queueing_lock)
-        select n.task_name, n.payload, n.queue_name, n.priority, n.run_at, n.max_attempts, n.lock, n.queueing_lock
+        insert into skiplock.jobs as j (task_name, payload, queue_name, priority, run_at, max_attempts, lock, queueing_lock, trace_context)
+        select n.task_name, n.payload, n.queue_name, n.priority, n.run_at, n.max_attempts, n.lock, n.queueing_lock, n.trace_context
         from skiplock.new_jobs(
           defer_jobs.task_names,
           defer_jobs.payloads,
@@ -60,7 +65,8 @@ begin
           defer_jobs.max_attempts,
           defer_jobs.locks,
           defer_jobs.queueing_locks,
-          defer_jobs.max_payload_bytes
+          defer_jobs.max_payload_bytes,
+          defer_jobs.trace_contexts
         ) as n
         order by n.position
         returning j.*;
@@ -70,8 +76,8 @@ begin
 
     -- 'existing': skip jobs whose queueing lock is taken and return the waiting job that holds it.
     with inserted as (
-      insert into skiplock.jobs as j (task_name, payload, queue_name, priority, run_at, max_attempts, lock, queueing_lock)
-      select n.task_name, n.payload, n.queue_name, n.priority, n.run_at, n.max_attempts, n.lock, n.queueing_lock
+      insert into skiplock.jobs as j (task_name, payload, queue_name, priority, run_at, max_attempts, lock, queueing_lock, trace_context)
+      select n.task_name, n.payload, n.queue_name, n.priority, n.run_at, n.max_attempts, n.lock, n.queueing_lock, n.trace_context
       from skiplock.new_jobs(
         defer_jobs.task_names,
         defer_jobs.payloads,
@@ -81,7 +87,8 @@ begin
         defer_jobs.max_attempts,
         defer_jobs.locks,
         defer_jobs.queueing_locks,
-        defer_jobs.max_payload_bytes
+        defer_jobs.max_payload_bytes,
+        defer_jobs.trace_contexts
       ) as n
       order by n.position
       on conflict (queueing_lock) where state = 'todo' and queueing_lock is not null

@@ -7,7 +7,8 @@ create or replace function skiplock.new_jobs(
   max_attempts integer[],
   locks text[],
   queueing_locks text[],
-  max_payload_bytes integer
+  max_payload_bytes integer,
+  trace_contexts text[] default null
 ) returns table (
   "position" bigint,
   task_name text,
@@ -17,7 +18,8 @@ create or replace function skiplock.new_jobs(
   run_at timestamptz,
   max_attempts integer,
   lock text,
-  queueing_lock text
+  queueing_lock text,
+  trace_context text
 )
   language sql
   stable
@@ -31,9 +33,10 @@ as $$
     coalesce(j.run_at, now()),
     coalesce(j.max_attempts, 5),
     j.lock,
-    j.queueing_lock
-  from unnest(task_names, payloads, queue_names, priorities, run_ats, max_attempts, locks, queueing_locks)
-    with ordinality as j(task_name, payload, queue_name, priority, run_at, max_attempts, lock, queueing_lock, position)
+    j.queueing_lock,
+    j.trace_context
+  from unnest(task_names, payloads, queue_names, priorities, run_ats, max_attempts, locks, queueing_locks, trace_contexts)
+    with ordinality as j(task_name, payload, queue_name, priority, run_at, max_attempts, lock, queueing_lock, trace_context, position)
   -- The raise runs only for an oversized payload: CASE evaluates it lazily.
   where case
     when octet_length(j.payload) > new_jobs.max_payload_bytes then skiplock.raise_payload_too_large(j.position, octet_length(j.payload), new_jobs.max_payload_bytes)

@@ -17,6 +17,8 @@ export interface DeferJobsArgs {
   onQueueingLockConflict?: 'error' | 'existing'
   /** Default 1 MiB. */
   maxPayloadBytes?: number
+  /** W3C traceparent of the span that deferred each job, which the span of each attempt links to; `null`: none. */
+  traceContexts?: readonly (string | null)[]
 }
 
 const columns = (args: DeferJobsArgs) => [
@@ -30,6 +32,7 @@ const columns = (args: DeferJobsArgs) => [
   args.queueingLocks ?? null,
   args.onQueueingLockConflict ?? 'error',
   args.maxPayloadBytes ?? 1_048_576,
+  args.traceContexts ?? null,
 ]
 
 const call = (selection: string) => (schema: string) => `
@@ -44,7 +47,8 @@ const call = (selection: string) => (schema: string) => `
     locks => $7::text[],
     queueing_locks => $8::text[],
     on_queueing_lock_conflict => $9,
-    max_payload_bytes => $10
+    max_payload_bytes => $10,
+    trace_contexts => $11::text[]
   )`
 
 /**

@@ -21,3 +21,18 @@ export async function fetchJobs(db: Queryable, schema: string, args: FetchJobsAr
   )
   return rows.map((row) => toJob(row))
 }
+
+/**
+ * Runs `fetch_jobs` under `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)` and returns the plan. ANALYZE executes
+ * the claim, so call it only in a transaction that is rolled back: the jobs are then left as they were.
+ */
+export async function explainFetchJobs(db: Queryable, schema: string, args: FetchJobsArgs): Promise<unknown> {
+  const rows = await callSql<{ 'QUERY PLAN': unknown }>(
+    db,
+    schema,
+    (s) => `explain (analyze, buffers, format json) select * from ${s}.fetch_jobs($1, $2::text[], $3, coalesce($4::timestamptz, now()))`,
+    [args.workerId, args.queueNames ?? null, args.batchSize, args.now ?? null],
+    { workerId: args.workerId },
+  )
+  return rows[0]?.['QUERY PLAN']
+}

@@ -43,6 +43,8 @@ export interface Job<Payload = unknown, Result = unknown> {
   startedAt: Date | null
   finishedAt: Date | null
   cancelRequestedAt: Date | null
+  /** W3C traceparent of the span that deferred the job, if one was recording. */
+  traceContext: string | null
 }
 
 /** Maps a database row of any job table or view to a {@link Job}. */
@@ -70,5 +72,6 @@ export function toJob<Payload = unknown, Result = unknown>(row: AnyJobRow): Job<
     startedAt: row.started_at,
     finishedAt: 'finished_at' in row ? (row.finished_at as Date | null) : null,
     cancelRequestedAt: 'cancel_requested_at' in row ? (row.cancel_requested_at as Date | null) : null,
+    traceContext: 'trace_context' in row ? (row.trace_context ?? null) : null,
   }
 }

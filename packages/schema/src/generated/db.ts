@@ -45,6 +45,7 @@ export interface SkiplockAllJobs {
   started_at: Timestamp | null;
   state: SkiplockJobState | null;
   task_name: string | null;
+  trace_context: string | null;
   worker_id: Int8 | null;
 }
 
@@ -65,6 +66,10 @@ export interface SkiplockFinishedJobs {
   started_at: Timestamp | null;
   state: SkiplockJobState;
   task_name: string;
+  /**
+   * W3C traceparent of the span that deferred the job, when one was recording; null otherwise.
+   */
+  trace_context: string | null;
   worker_id: Int8 | null;
 }
 
@@ -114,6 +119,10 @@ export interface SkiplockJobs {
   started_at: Timestamp | null;
   state: Generated<SkiplockJobState>;
   task_name: string;
+  /**
+   * W3C traceparent of the span that deferred the job, when one was recording; null otherwise.
+   */
+  trace_context: string | null;
   worker_id: Int8 | null;
 }
 
