@@ -42,7 +42,7 @@ export default class ChaosReporter implements Reporter {
       '',
       'Made by `pnpm chaos` (`./run chaos` on a fresh machine), which runs every test of',
       '`packages/results/test/chaos` with `SKIPLOCK_CHAOS_SCALE=10` and `SKIPLOCK_CHAOS_FULL=1`, and the bad-input and',
-      'security tests (R16, S1 to S4), and writes this file.',
+      'security tests (R16, S1 to S4), one test file at a time so that timings are not shared, and writes this file.',
       `Replay a test's random choices with \`SKIPLOCK_CHAOS_SEED=<seed>\` (each line shows its seed).`,
       '',
       `- Started ${this.#startedAt.toISOString()}, ${minutes} minutes in all, on ${os.cpus().length} CPUs and ${Math.round(os.totalmem() / 2 ** 30)} GiB.`,
