@@ -140,17 +140,18 @@ export class Ledger {
    * Enqueues `count` jobs at a steady `perSecond`, in batches, so the queue is loaded but not just a backlog.
    * With `onError`, a batch that fails (the database is down) is reported there and production goes on: its
    * jobs stay unacknowledged, as for a producer whose COMMIT never returned, or were never recorded at all.
+   * With `until`, production stops early once it returns true.
    */
   async produce(
     task: Task<ChaosPayload, ChaosResult>,
     count: number,
     perSecond: number,
     spec: (index: number) => JobSpec,
-    { onError }: { onError?: (error: unknown) => void } = {},
+    { onError, until }: { onError?: (error: unknown) => void; until?: () => boolean } = {},
   ): Promise<void> {
     const batchSize = Math.max(1, Math.round(perSecond / 20))
     const startedAt = Date.now()
-    for (let first = 0; first < count; first += batchSize) {
+    for (let first = 0; first < count && !until?.(); first += batchSize) {
       const size = Math.min(batchSize, count - first)
       const batch = Array.from({ length: size }, (_, offset) => spec(first + offset))
       if (onError) await this.enqueue(task, batch).catch(onError)
