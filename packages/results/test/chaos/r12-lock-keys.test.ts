@@ -20,7 +20,17 @@ chaosTest('R12: one hot key and many keys under SIGKILLs run one job per key at 
   await fleet.spawnMany(chaosScale >= 10 ? 8 : 4)
 
   // The hot key's jobs are interleaved with the others in creation order; every job has a key.
-  const killing = fleet.killRepeatedly({ kills, everyMs: 2000 })
+  // Each kill takes a worker that is running a job, so it holds a key: that key must be freed within the lease.
+  const killing = fleet.killRepeatedly({
+    kills,
+    everyMs: 2000,
+    choose: async (candidates) => {
+      const { rows } = await db.query<{ pid: number }>(
+        `select distinct pid from public.chaos_executions where finished_at is null and started_at > clock_timestamp() - interval '1 second'`,
+      )
+      return candidates.find((worker) => rows.some((row) => row.pid === worker.pid))
+    },
+  })
   const hotShare = hotJobs / (hotJobs + keyedJobs)
   await ledger.produce(chaosTasks.plain, hotJobs + keyedJobs, 500, () => ({
     ms: 1 + Math.floor(random() * 5),

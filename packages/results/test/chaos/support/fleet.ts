@@ -190,12 +190,18 @@ export class Fleet {
    * so the fleet keeps its size while jobs are lost from under it. The victims come from a random stream
    * of their own, so a seed replays them whatever else the test draws.
    */
-  async killRepeatedly(options: { kills: number; everyMs: number }): Promise<void> {
+  async killRepeatedly(options: {
+    kills: number
+    everyMs: number
+    /** Picks the victim among the live processes, e.g. one running a job; a random one when it returns undefined. */
+    choose?: (candidates: readonly WorkerProcess[]) => Promise<WorkerProcess | undefined>
+  }): Promise<void> {
     const random = createRandom()
     for (let kill = 0; kill < options.kills; kill += 1) {
       await sleep(options.everyMs)
       const candidates = this.alive
-      const victim = candidates[Math.floor(random() * candidates.length)]!
+      const randomVictim = candidates[Math.floor(random() * candidates.length)]!
+      const victim = (await options.choose?.(candidates)) ?? randomVictim
       await this.signal(victim, 'SIGKILL')
       await victim.exited
       await this.spawn(victim.settings)
