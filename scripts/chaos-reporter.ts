@@ -3,8 +3,8 @@ import os from 'node:os'
 
 import type { Reporter, SerializedError, TestModule, UserConsoleLog } from 'vitest/node'
 
-/** A chaos test's verdict line: its id (`R5`, `R9/R1`, `S2/R2`), then `name=value` figures. */
-const verdictLine = /^[RS]\d+(?:\/\S+)?\s+\S+=/
+/** A chaos test's verdict line: its id (`R5`, `R9/R1`, `S2/R2`), maybe a word or two, then `name=value` figures. */
+const verdictLine = /^[RS]\d+(?:\/\S+)?\s(?:\S+\s){0,3}\S+=\S/
 
 /**
  * Writes the chaos run's results to the Markdown file named by SKIPLOCK_CHAOS_REPORT: the command, the
