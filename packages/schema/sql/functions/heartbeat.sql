@@ -26,17 +26,16 @@ begin
     -- this live worker for good. Jobs claimed over a lease ago that the worker does not hold go back to
     -- the queue in their place, with their attempt: they never ran. The lease of margin covers a claim
     -- whose rows are still on their way.
-    update skiplock.jobs as j
-    set
-      state = 'todo',
-      worker_id = null,
-      attempts = j.attempts - 1,
-      started_at = null,
-      queueing_lock = skiplock.waiting_queueing_lock(j.queueing_lock)
-    where j.worker_id = heartbeat.worker_id
-      and j.state = 'doing'
-      and j.started_at < heartbeat.now - make_interval(secs => v_lease_seconds)
-      and j.id <> all (heartbeat.held_job_ids);
+    perform skiplock.release_jobs(heartbeat.worker_id, s.job_ids, s.attempts)
+    from (
+      select array_agg(j.id) as job_ids, array_agg(j.attempts) as attempts
+      from skiplock.jobs as j
+      where j.worker_id = heartbeat.worker_id
+        and j.state = 'doing'
+        and j.started_at < heartbeat.now - make_interval(secs => v_lease_seconds)
+        and j.id <> all (heartbeat.held_job_ids)
+    ) as s
+    where s.job_ids is not null;
   end if;
 
   -- The polling path for cancellation, in case the NOTIFY was missed.
