@@ -1,4 +1,6 @@
 export {
+  type AttributeValue,
+  DependencyCycleError,
   InvalidArgumentError,
   InvalidPayloadError,
   InvalidQueueNameError,
@@ -9,7 +11,9 @@ export {
   JobStateError,
   migrate,
   PayloadTooLargeError,
+  QueueFullError,
   QueueingLockTakenError,
+  type QueueLimits,
   type QueueStats,
   SkiplockError,
   type SkiplockErrorCode,
@@ -24,7 +28,9 @@ export {
   type Task,
   type TransactionalJobContext,
 } from './client/define-task.ts'
-export type { DeferOptions } from './client/defer.ts'
+export type { AttributeFilter, Attributes } from './client/attributes.ts'
+export type { DeferOptions, WaitForRoom } from './client/defer.ts'
+export type { GraphNode } from './client/graph.ts'
 export {
   assertConnectionBudget,
   checkConnectionBudget,

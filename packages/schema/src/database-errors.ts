@@ -5,6 +5,7 @@ import {
   JobNotFoundError,
   JobStateError,
   PayloadTooLargeError,
+  QueueFullError,
   QueueingLockTakenError,
   SkiplockError,
   WorkerNotRegisteredError,
@@ -50,9 +51,19 @@ export function translateDatabaseError(error: unknown, context: ErrorContext = {
     case 'SK006':
       return new WorkerNotRegisteredError({ workerId: context.workerId ?? '' }, options)
     case 'SK007':
-      return new JobNotFoundError({ jobId: context.jobId ?? '' }, options)
+      return new JobNotFoundError({ jobId: typeof detail.job_id === 'string' ? detail.job_id : (context.jobId ?? '') }, options)
     case 'SK008':
       return new JobStateError({ jobId: context.jobId ?? '', reason: error.message }, options)
+    case 'SK009':
+      return new QueueFullError(
+        {
+          queueName: String(detail.queue_name ?? ''),
+          maxWaiting: Number(detail.max_waiting),
+          waiting: Number(detail.waiting),
+          requested: Number(detail.requested),
+        },
+        options,
+      )
     default:
       return new SkiplockError('INVALID_ARGUMENT', error.message, { cause: error })
   }

@@ -21,6 +21,8 @@ export type SkiplockErrorCode =
   | 'WORKER_STOPPED'
   | 'NON_RETRYABLE'
   | 'CONNECTION_BUDGET_EXCEEDED'
+  | 'QUEUE_FULL'
+  | 'DEPENDENCY_CYCLE'
 
 /**
  * Base class of every error skiplock throws. Branch on `code`, which stays stable across
@@ -227,5 +229,37 @@ export class JobStateError extends SkiplockError {
   constructor(data: { jobId: string; reason: string }, options: ErrorOptions = {}) {
     super('JOB_STATE', options.message ?? `job ${data.jobId}: ${data.reason}`, options)
     this.jobId = data.jobId
+  }
+}
+
+/** The queue holds its maximum of waiting jobs (SQLSTATE SK009); nothing of the refused call was written. */
+export class QueueFullError extends SkiplockError {
+  readonly queueName: string
+  readonly maxWaiting: number
+  readonly waiting: number
+  readonly requested: number
+
+  constructor(data: { queueName: string; maxWaiting: number; waiting: number; requested: number }, options: ErrorOptions = {}) {
+    super(
+      'QUEUE_FULL',
+      options.message ??
+        `queue ${JSON.stringify(data.queueName)} is full: ${data.waiting} of ${data.maxWaiting} jobs waiting, ${data.requested} more refused`,
+      options,
+    )
+    this.queueName = data.queueName
+    this.maxWaiting = data.maxWaiting
+    this.waiting = data.waiting
+    this.requested = data.requested
+  }
+}
+
+/** Jobs of one graph depend on each other in a circle, so none of them could ever run. */
+export class DependencyCycleError extends SkiplockError {
+  /** The keys of the jobs on the cycle, the first repeated at the end. */
+  readonly cycle: readonly string[]
+
+  constructor(data: { cycle: readonly string[] }, options: ErrorOptions = {}) {
+    super('DEPENDENCY_CYCLE', options.message ?? `the jobs depend on each other in a cycle: ${data.cycle.join(' -> ')}`, options)
+    this.cycle = data.cycle
   }
 }

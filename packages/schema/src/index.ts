@@ -2,6 +2,7 @@ export { translateDatabaseError, type ErrorContext } from './database-errors.ts'
 export {
   DatabaseServerError,
   DatabaseUnreachableError,
+  DependencyCycleError,
   InvalidArgumentError,
   InvalidPayloadError,
   InvalidQueueNameError,
@@ -10,6 +11,7 @@ export {
   JobStateError,
   MigrationChecksumError,
   PayloadTooLargeError,
+  QueueFullError,
   QueueingLockTakenError,
   SchemaVersionError,
   SkiplockError,

@@ -1,5 +1,8 @@
 import {
   cancelJob,
+  configureQueue,
+  type DeferJobsArgs,
+  type QueueLimits,
   JobNotFoundError,
   DEFAULT_SCHEMA,
   deferJobIds,
@@ -19,7 +22,9 @@ import pg from 'pg'
 
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../json.ts'
 import { MAX_INTEGER, type Task } from './define-task.ts'
-import { buildDeferArgs, type DeferOptions, isStorableDate } from './defer.ts'
+import { buildDeferArgs, checkQueueName, type DeferOptions, isStorableDate, type WaitForRoom } from './defer.ts'
+import { type GraphNode, joinGraphArgs, orderGraph } from './graph.ts'
+import { deferWhenRoom } from './room.ts'
 import { traceDefer } from '../telemetry.ts'
 import { inTransaction } from '../transaction.ts'
 import { ResultWaiter } from './result-waiter.ts'
@@ -60,6 +65,21 @@ export interface Client {
    * either every job is created or none. Returns their ids in order.
    */
   deferMany<Payload>(task: Task<Payload>, payloads: Iterable<Payload> | AsyncIterable<Payload>, options?: DeferManyOptions<Payload>): Promise<string[]>
+  /**
+   * Enqueues a graph of jobs in one statement and one transaction: each node names the nodes (by key) or
+   * existing jobs it depends on. Returns the jobs by key. A cycle is refused before anything is written.
+   * @throws {DependencyCycleError} {JobNotFoundError} (a parent id that names no job) {QueueFullError} and what `defer` throws
+   */
+  deferGraph<Nodes extends Record<string, GraphNode>>(
+    nodes: Nodes,
+    options?: { tx?: DeferOptions<unknown>['tx']; waitForRoom?: WaitForRoom },
+  ): Promise<{ [Key in keyof Nodes]: Job }>
+  /**
+   * Sets a queue's limits, enforced in the database over all producers and workers: `maxWaiting` bounds
+   * its waiting jobs (a defer past it gets `QueueFullError`), `maxRunning` its jobs running at once,
+   * `maxStartsPerSecond` its starts. Absent or `null` removes a limit.
+   */
+  configureQueue(queue: string, limits: QueueLimits): Promise<void>
   /** Waits for a job's outcome: its result, or `JobFailedError`, `JobCancelledError`, `ResultTimeoutError` (default 30 s). */
   result<Result>(job: Job<unknown, Result> | string, options?: { timeoutMs?: number; signal?: AbortSignal }): Promise<Result>
   /** Cancels a waiting job, or asks a running job's worker to abort it. Returns the job's state afterwards. */
@@ -106,9 +126,13 @@ export function createClient(options: ClientOptions): Client {
   return {
     async defer(task, payload, deferOptions = {}) {
       const args = await buildDeferArgs(task, [payload], deferOptions, maxPayloadBytes)
-      const target = deferOptions.tx ? toQueryable(deferOptions.tx) : db
+      const tx = deferOptions.tx ? toQueryable(deferOptions.tx) : undefined
       const [job] = await traceDefer(task.name, args.queueNames?.[0] ?? 'default', (traceContext) =>
-        deferJobs(target, schema, { ...args, traceContexts: traceContext === null ? undefined : [traceContext] }),
+        deferWhenRoom(
+          () => deferJobs(tx ?? db, schema, { ...args, traceContexts: traceContext === null ? undefined : [traceContext] }),
+          deferOptions.waitForRoom,
+          tx,
+        ),
       )
       return job as Job<never, never>
     },
@@ -129,7 +153,7 @@ export function createClient(options: ClientOptions): Client {
           if (traceContext !== null) args.traceContexts = Array(batch.length).fill(traceContext)
           batch = []
           await inFlight
-          inFlight = deferJobIds(target, schema, args).then((batchIds) => void ids.push(...batchIds))
+          inFlight = deferWhenRoom(() => deferJobIds(target, schema, args), deferOptions.waitForRoom, target).then((batchIds) => void ids.push(...batchIds))
           // Awaited by the next flush or at the end; until then a failure must not count as unhandled.
           inFlight.catch(() => {})
         }
@@ -146,6 +170,37 @@ export function createClient(options: ClientOptions): Client {
         if (deferOptions.tx) return deferBatches(toQueryable(deferOptions.tx), traceContext)
         return inTransaction(pool, (client) => deferBatches(toQueryable(client), traceContext))
       })
+    },
+
+    async deferGraph(nodes, graphOptions = {}) {
+      const keys = orderGraph(nodes)
+      const argsByKey = new Map<string, DeferJobsArgs>()
+      for (const key of keys) {
+        const { task, payload, dependsOn: _dependsOn, ...nodeOptions } = nodes[key]!
+        argsByKey.set(key, await buildDeferArgs(task, [payload], nodeOptions, maxPayloadBytes))
+      }
+      const args = joinGraphArgs(keys, nodes, argsByKey)
+      const taskNames = [...new Set(args.taskNames)].join(',')
+      const tx = graphOptions.tx ? toQueryable(graphOptions.tx) : undefined
+      const jobs = await traceDefer(taskNames, [...new Set(args.queueNames ?? ['default'])].join(','), (traceContext) =>
+        deferWhenRoom(
+          () => deferJobs(tx ?? db, schema, { ...args, traceContexts: traceContext === null ? undefined : args.taskNames.map(() => traceContext) }),
+          graphOptions.waitForRoom,
+          tx,
+        ),
+      )
+      return Object.fromEntries(keys.map((key, index) => [key, jobs[index]])) as never
+    },
+
+    async configureQueue(queue, limits) {
+      checkQueueName(queue)
+      checkWholeNumber('maxWaiting', limits.maxWaiting ?? undefined, 1)
+      checkWholeNumber('maxRunning', limits.maxRunning ?? undefined, 1)
+      const rate = limits.maxStartsPerSecond
+      if (rate !== undefined && rate !== null && !(Number.isFinite(rate) && rate > 0)) {
+        throw new InvalidArgumentError({ argument: 'maxStartsPerSecond', reason: `${rate} is not a positive number` })
+      }
+      await configureQueue(db, schema, queue, limits)
     },
 
     async result(job, resultOptions = {}) {

@@ -1,6 +1,7 @@
-import { type Connection, type DeferJobsArgs, InvalidArgumentError, InvalidQueueNameError } from '@skiplock/schema'
+import { type Connection, type DeferJobsArgs, InvalidArgumentError, InvalidQueueNameError, type Job } from '@skiplock/schema'
 
 import { toStorableJson } from '../json.ts'
+import { checkAttributes } from './attributes.ts'
 import { MAX_INTEGER, validatePayload, type JobOptions, type Task } from './define-task.ts'
 
 /** Longest lock or queueing lock, in UTF-8 bytes: index entries have a size limit, and a key is a name, not data. */
@@ -28,6 +29,25 @@ export interface DeferOptions<Payload> extends JobOptions<Payload> {
   tx?: Connection
   /** When a waiting job already holds the queueing lock: throw `QueueingLockTakenError` (default) or return that job. */
   onQueueingLockConflict?: 'error' | 'existing'
+  /**
+   * Jobs that must succeed first (jobs or their ids). The job waits as `blocked` until they all have; if one
+   * fails or is cancelled, so is this job (see `onParentFailure`). Every job of a `deferMany` depends on them all.
+   */
+  dependsOn?: readonly (Job | string)[]
+  /** When a job it depends on fails or is cancelled: fail (default) or be cancelled. Either way it never runs. */
+  onParentFailure?: 'fail' | 'cancel'
+  /**
+   * When the queue holds its `maxWaiting` jobs: absent, throw `QueueFullError` at once; given, retry until
+   * there is room, for at most `timeoutMs` (default 30 000, then `QueueFullError`) or until `signal` aborts.
+   */
+  waitForRoom?: WaitForRoom
+}
+
+/** How long a defer into a full queue waits for room. */
+export interface WaitForRoom {
+  /** Default 30 000. */
+  timeoutMs?: number
+  signal?: AbortSignal
 }
 
 /**
@@ -57,6 +77,12 @@ export async function buildDeferArgs<Payload>(
   const queue = options.queue ?? defaults.queue ?? null
   if (queue !== null) checkQueueName(queue)
   for (const payload of payloads) await validatePayload(task, payload)
+  const attributes = options.attributes ?? defaults.attributes
+  const onParentFailure = options.onParentFailure
+  if (onParentFailure !== undefined && onParentFailure !== 'fail' && onParentFailure !== 'cancel') {
+    throw new InvalidArgumentError({ argument: 'onParentFailure', reason: `${String(onParentFailure)} is neither 'fail' nor 'cancel'` })
+  }
+  const parentIds = (options.dependsOn ?? []).map((parent) => checkParentId(typeof parent === 'string' ? parent : parent?.id))
 
   const count = payloads.length
   return {
@@ -70,7 +96,37 @@ export async function buildDeferArgs<Payload>(
     queueingLocks: queueingLock === undefined ? undefined : payloads.map((payload) => resolveKey('queueingLock', queueingLock, payload)),
     onQueueingLockConflict: options.onQueueingLockConflict ?? 'error',
     maxPayloadBytes,
+    attributes: attributes === undefined ? undefined : payloads.map((payload) => resolveAttributes(attributes, payload)),
+    onParentFailures: onParentFailure === undefined ? undefined : Array(count).fill(onParentFailure),
+    ...(parentIds.length === 0 ? {} : dependencyEdges(count, parentIds)),
   }
+}
+
+/** Every job of the call depends on every parent: the edges, as the columns `defer_jobs` takes. */
+function dependencyEdges(count: number, parentIds: readonly string[]): Partial<DeferJobsArgs> {
+  const edges = Array.from({ length: count }, (_, index) => parentIds.map((parentId) => ({ child: index + 1, parentId }))).flat()
+  return {
+    dependencyChildPositions: edges.map((edge) => edge.child),
+    dependencyParentPositions: edges.map(() => null),
+    dependencyParentIds: edges.map((edge) => edge.parentId),
+  }
+}
+
+/** @throws {InvalidArgumentError} unless `id` is a job id: a positive whole number in decimal. */
+export function checkParentId(id: unknown): string {
+  if (typeof id !== 'string' || !/^[1-9][0-9]{0,18}$/.test(id)) {
+    throw new InvalidArgumentError({ argument: 'dependsOn', reason: `${JSON.stringify(id)} is not a job or a job id` })
+  }
+  return id
+}
+
+function resolveAttributes<Payload>(
+  attributes: NonNullable<DeferOptions<Payload>['attributes']>,
+  payload: Payload,
+): Readonly<Record<string, string | number | boolean>> {
+  const value = typeof attributes === 'function' ? attributes(payload) : attributes
+  checkAttributes(value)
+  return value
 }
 
 function resolveRunAt(options: { runAt?: Date; delayMs?: number }): Date | undefined {

@@ -3,6 +3,7 @@ import { InvalidArgumentError, InvalidPayloadError, type Job } from '@skiplock/s
 import type pg from 'pg'
 
 import type { Logger } from '../logger.ts'
+import type { Attributes } from './attributes.ts'
 
 /** How long to wait before retry `attempt + 1`: exponential, capped, with jitter. */
 export interface BackoffOptions {
@@ -39,6 +40,8 @@ export interface JobOptions<Payload> {
   lock?: string | ((payload: Payload) => string | null | undefined)
   /** At most one waiting job per key: deferring a second gets a `QueueingLockTakenError` or the waiting job. */
   queueingLock?: string | ((payload: Payload) => string | null | undefined)
+  /** Labels workers can filter claims on (`attributeFilter`): a flat object of strings, numbers and booleans. */
+  attributes?: Attributes | ((payload: Payload) => Attributes)
 }
 
 interface TaskDefinitionBase<Schema extends StandardSchemaV1 | undefined, Payload> extends JobOptions<Payload> {

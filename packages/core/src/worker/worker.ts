@@ -24,6 +24,7 @@ import {
 } from '@skiplock/schema'
 import pg from 'pg'
 
+import { type AttributeFilter, checkAttributeFilter } from '../client/attributes.ts'
 import { checkQueueName } from '../client/defer.ts'
 import { backoffDelayMs, MAX_INTEGER, type Task, validatePayload } from '../client/define-task.ts'
 import { JobCancelledError, JobTimeoutError, NonRetryableError, UnknownTaskError, WorkerStoppedError } from '../errors.ts'
@@ -50,6 +51,11 @@ export interface WorkerOptions {
   tasks: readonly Task[]
   /** Queues to take jobs from; default: all. */
   queues?: readonly string[]
+  /**
+   * Only jobs whose attributes match: per attribute, one value or an array of values to match any of,
+   * as in `{ region: 'eu', tier: ['gold', 'silver'] }`. The claim finds them through an index.
+   */
+  attributeFilter?: AttributeFilter
   /** Handlers running at once; default 10. */
   concurrency?: number
   /**
@@ -165,8 +171,8 @@ type State = 'idle' | 'running' | 'stopping' | 'stopped'
  * group commits, heartbeats, and rescues dead workers' jobs. Create with {@link createWorker}.
  */
 export class Worker extends TypedEmitter<WorkerEvents> {
-  readonly #options: Required<Omit<WorkerOptions, 'listenConnectionString' | 'queues' | 'onJobsCompleting' | 'logger' | 'periodic' | 'explainClaims'>> &
-    Pick<WorkerOptions, 'listenConnectionString' | 'queues' | 'onJobsCompleting' | 'periodic' | 'explainClaims'>
+  readonly #options: Required<Omit<WorkerOptions, 'listenConnectionString' | 'queues' | 'attributeFilter' | 'onJobsCompleting' | 'logger' | 'periodic' | 'explainClaims'>> &
+    Pick<WorkerOptions, 'listenConnectionString' | 'queues' | 'attributeFilter' | 'onJobsCompleting' | 'periodic' | 'explainClaims'>
   readonly #logger: Logger
   readonly #tasks: Map<string, Task>
   readonly #pool: pg.Pool
@@ -268,6 +274,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       throw new InvalidArgumentError({ argument: 'name', reason: 'a worker name must be text without \\u0000 or unpaired UTF-16 surrogates' })
     }
     for (const queue of o.queues ?? []) checkQueueName(queue)
+    if (o.attributeFilter !== undefined) checkAttributeFilter(o.attributeFilter)
     if (o.explainClaims !== undefined) checkExplainClaims(o.explainClaims)
     if (o.heartbeatIntervalMs >= o.leaseSeconds * 1000) {
       throw new InvalidArgumentError({ argument: 'heartbeatIntervalMs', reason: `${o.heartbeatIntervalMs} ms is not shorter than the lease of ${o.leaseSeconds} s` })
@@ -568,7 +575,12 @@ export class Worker extends TypedEmitter<WorkerEvents> {
         // Claims go through the LISTEN connection while it is up, leaving the pool to outcomes and heartbeats.
         const listening = this.#listener?.connection
         this.#isClaiming = true
-        const claim: FetchJobsArgs = { workerId: this.#workerId, queueNames: this.#options.queues ?? null, batchSize: room }
+        const claim: FetchJobsArgs = {
+          workerId: this.#workerId,
+          queueNames: this.#options.queues ?? null,
+          batchSize: room,
+          attributeFilter: this.#options.attributeFilter ?? null,
+        }
         const claimStartedAt = performance.now()
         const jobs = await fetchJobs(listening ? toQueryable(listening) : this.#db, this.#options.schema, claim).finally(() => {
           this.#isClaiming = false

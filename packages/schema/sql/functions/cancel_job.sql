@@ -31,7 +31,10 @@ begin
     return;
   end if;
 
-  if v_job.state = 'todo' then
+  if v_job.state in ('blocked', 'todo') then
+    -- Its own edges go; the jobs waiting for it end through the finished_jobs trigger.
+    delete from skiplock.job_dependencies as d
+    where d.child_id = v_job.id;
     with cancelled as (
       delete from skiplock.jobs as j
       where j.id = v_job.id
@@ -39,11 +42,11 @@ begin
     )
     insert into skiplock.finished_jobs (
       id, queue_name, task_name, payload, priority, run_at, state, attempts, max_attempts, lock,
-      queueing_lock, worker_id, errors, result, created_at, started_at, finished_at, trace_context
+      queueing_lock, worker_id, errors, result, created_at, started_at, finished_at, trace_context, attributes
     )
     select
       c.id, c.queue_name, c.task_name, c.payload, c.priority, c.run_at, 'cancelled', c.attempts, c.max_attempts, c.lock,
-      c.queueing_lock, c.worker_id, c.errors, null, c.created_at, c.started_at, cancel_job.now, c.trace_context
+      c.queueing_lock, c.worker_id, c.errors, null, c.created_at, c.started_at, cancel_job.now, c.trace_context, c.attributes
     from cancelled as c;
     return query select v_job.id, 'cancelled'::skiplock.job_state;
     return;

@@ -22,11 +22,11 @@ as $$
   )
   insert into skiplock.finished_jobs (
     id, queue_name, task_name, payload, priority, run_at, state, attempts, max_attempts, lock,
-    queueing_lock, worker_id, errors, result, created_at, started_at, finished_at, trace_context
+    queueing_lock, worker_id, errors, result, created_at, started_at, finished_at, trace_context, attributes
   )
   select
     c.id, c.queue_name, c.task_name, c.payload, c.priority, c.run_at, 'succeeded', c.attempts, c.max_attempts, c.lock,
-    c.queueing_lock, c.worker_id, c.errors, c.result, c.created_at, c.started_at, complete_jobs.now, c.trace_context
+    c.queueing_lock, c.worker_id, c.errors, c.result, c.created_at, c.started_at, complete_jobs.now, c.trace_context, c.attributes
   from completed as c
   returning *
 $$;

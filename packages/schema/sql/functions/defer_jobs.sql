@@ -9,7 +9,12 @@ create or replace function skiplock.defer_jobs(
   queueing_locks text[] default null,
   on_queueing_lock_conflict text default 'error',
   max_payload_bytes integer default 1048576,
-  trace_contexts text[] default null
+  trace_contexts text[] default null,
+  attributes jsonb[] default null,
+  dependency_child_positions integer[] default null,
+  dependency_parent_positions integer[] default null,
+  dependency_parent_ids bigint[] default null,
+  on_parent_failures text[] default null
 ) returns setof skiplock.jobs
   language plpgsql
 as $$
@@ -21,6 +26,9 @@ declare
   v_inserted_ids bigint[];
   v_position bigint;
   v_queueing_lock text;
+  v_ids bigint[];
+  v_blocked_positions bigint[];
+  v_failed_parent_ids bigint[];
 begin
   perform skiplock.check_defer_arguments(
     defer_jobs.task_names,
@@ -34,13 +42,37 @@ begin
     defer_jobs.on_queueing_lock_conflict,
     defer_jobs.max_payload_bytes
   );
-  if coalesce(cardinality(defer_jobs.trace_contexts), v_count) <> v_count then
+  if coalesce(cardinality(defer_jobs.trace_contexts), v_count) <> v_count
+    or coalesce(cardinality(defer_jobs.attributes), v_count) <> v_count
+    or coalesce(cardinality(defer_jobs.on_parent_failures), v_count) <> v_count
+  then
     raise exception 'defer_jobs: every array must have as many elements as task_names (%)', v_count
       using errcode = 'SK005';
   end if;
+  perform skiplock.check_attributes(defer_jobs.attributes);
   if v_count = 0 then
     return;
   end if;
+
+  if defer_jobs.dependency_child_positions is not null then
+    if defer_jobs.on_queueing_lock_conflict = 'existing' then
+      raise exception 'defer_jobs: dependencies cannot be combined with on_queueing_lock_conflict ''existing'''
+        using errcode = 'SK005', detail = json_build_object('argument', 'on_queueing_lock_conflict')::text;
+    end if;
+    -- The ids are taken first: the edges name them, and a job is blocked if any of its parents has not finished.
+    v_ids := array(select nextval(pg_get_serial_sequence('skiplock.jobs', 'id')) from generate_series(1, v_count));
+    select s.blocked_positions, s.failed_parent_ids
+    into v_blocked_positions, v_failed_parent_ids
+    from skiplock.add_dependencies(
+      v_ids,
+      defer_jobs.dependency_child_positions,
+      defer_jobs.dependency_parent_positions,
+      defer_jobs.dependency_parent_ids,
+      defer_jobs.on_parent_failures
+    ) as s;
+  end if;
+
+  perform skiplock.check_queue_room(defer_jobs.queue_names, v_count);
 
   v_has_queueing_locks := exists (
     select
@@ -54,8 +86,9 @@ begin
     if not v_has_queueing_locks or defer_jobs.on_queueing_lock_conflict = 'error' then
       -- A queueing lock already held by a waiting job violates jobs_queueing_lock_todo_idx: see below.
       return query
-        insert into skiplock.jobs as j (task_name, payload, queue_name, priority, run_at, max_attempts, lock, queueing_lock, trace_context)
-        select n.task_name, n.payload, n.queue_name, n.priority, n.run_at, n.max_attempts, n.lock, n.queueing_lock, n.trace_context
+        insert into skiplock.jobs as j (id, state, task_name, payload, queue_name, priority, run_at, max_attempts, lock, queueing_lock, trace_context, attributes)
+        overriding system value
+        select n.id, n.state, n.task_name, n.payload, n.queue_name, n.priority, n.run_at, n.max_attempts, n.lock, n.queueing_lock, n.trace_context, n.attributes
         from skiplock.new_jobs(
           defer_jobs.task_names,
           defer_jobs.payloads,
@@ -66,18 +99,24 @@ begin
           defer_jobs.locks,
           defer_jobs.queueing_locks,
           defer_jobs.max_payload_bytes,
-          defer_jobs.trace_contexts
+          defer_jobs.trace_contexts,
+          defer_jobs.attributes,
+          v_ids,
+          v_blocked_positions
         ) as n
         order by n.position
         returning j.*;
+      -- Children of a parent that already failed or was cancelled end at once, as they would have later.
+      perform skiplock.end_dependents(v_failed_parent_ids);
       perform skiplock.notify_queues(defer_jobs.queue_names);
       return;
     end if;
 
     -- 'existing': skip jobs whose queueing lock is taken and return the waiting job that holds it.
     with inserted as (
-      insert into skiplock.jobs as j (task_name, payload, queue_name, priority, run_at, max_attempts, lock, queueing_lock, trace_context)
-      select n.task_name, n.payload, n.queue_name, n.priority, n.run_at, n.max_attempts, n.lock, n.queueing_lock, n.trace_context
+      insert into skiplock.jobs as j (id, state, task_name, payload, queue_name, priority, run_at, max_attempts, lock, queueing_lock, trace_context, attributes)
+      overriding system value
+      select n.id, n.state, n.task_name, n.payload, n.queue_name, n.priority, n.run_at, n.max_attempts, n.lock, n.queueing_lock, n.trace_context, n.attributes
       from skiplock.new_jobs(
         defer_jobs.task_names,
         defer_jobs.payloads,
@@ -88,7 +127,8 @@ begin
         defer_jobs.locks,
         defer_jobs.queueing_locks,
         defer_jobs.max_payload_bytes,
-        defer_jobs.trace_contexts
+        defer_jobs.trace_contexts,
+        defer_jobs.attributes
       ) as n
       order by n.position
       on conflict (queueing_lock) where state = 'todo' and queueing_lock is not null

@@ -57,11 +57,11 @@ as $$
   dead_finished as (
     insert into skiplock.finished_jobs (
       id, queue_name, task_name, payload, priority, run_at, state, attempts, max_attempts, lock,
-      queueing_lock, worker_id, errors, result, created_at, started_at, finished_at, trace_context
+      queueing_lock, worker_id, errors, result, created_at, started_at, finished_at, trace_context, attributes
     )
     select
       d.id, d.queue_name, d.task_name, d.payload, d.priority, d.run_at, d.final_state, d.attempts, d.max_attempts, d.lock,
-      d.queueing_lock, d.worker_id, d.errors || jsonb_build_array(d.error), null, d.created_at, d.started_at, fail_jobs.now, d.trace_context
+      d.queueing_lock, d.worker_id, d.errors || jsonb_build_array(d.error), null, d.created_at, d.started_at, fail_jobs.now, d.trace_context, d.attributes
     from dead as d
     returning finished_jobs.id, finished_jobs.state, finished_jobs.run_at
   )

@@ -8,8 +8,13 @@ create or replace function skiplock.new_jobs(
   locks text[],
   queueing_locks text[],
   max_payload_bytes integer,
-  trace_contexts text[] default null
+  trace_contexts text[] default null,
+  attributes jsonb[] default null,
+  ids bigint[] default null,
+  blocked_positions bigint[] default null
 ) returns table (
+  id bigint,
+  state skiplock.job_state,
   "position" bigint,
   task_name text,
   payload jsonb,
@@ -19,12 +24,16 @@ create or replace function skiplock.new_jobs(
   max_attempts integer,
   lock text,
   queueing_lock text,
-  trace_context text
+  trace_context text,
+  attributes jsonb
 )
   language sql
-  stable
+  volatile
 as $$
+  -- Ids come from the sequence in position order, unless defer_jobs took them beforehand for its edges.
   select
+    coalesce(new_jobs.ids[j.position], nextval(pg_get_serial_sequence('skiplock.jobs', 'id'))),
+    case when j.position = any(new_jobs.blocked_positions) then 'blocked' else 'todo' end::skiplock.job_state,
     j.position,
     j.task_name,
     coalesce(j.payload, '{}')::jsonb,
@@ -34,14 +43,16 @@ as $$
     coalesce(j.max_attempts, 5),
     j.lock,
     j.queueing_lock,
-    j.trace_context
-  from unnest(task_names, payloads, queue_names, priorities, run_ats, max_attempts, locks, queueing_locks, trace_contexts)
-    with ordinality as j(task_name, payload, queue_name, priority, run_at, max_attempts, lock, queueing_lock, trace_context, position)
+    j.trace_context,
+    coalesce(j.attributes, '{}')
+  from unnest(task_names, payloads, queue_names, priorities, run_ats, max_attempts, locks, queueing_locks, trace_contexts, attributes)
+    with ordinality as j(task_name, payload, queue_name, priority, run_at, max_attempts, lock, queueing_lock, trace_context, attributes, position)
   -- The raise runs only for an oversized payload: CASE evaluates it lazily.
   where case
     when octet_length(j.payload) > new_jobs.max_payload_bytes then skiplock.raise_payload_too_large(j.position, octet_length(j.payload), new_jobs.max_payload_bytes)
     else true
   end
+  order by j.position
 $$;
 
 comment on function skiplock.new_jobs is 'Turns defer_jobs'' column arrays into rows with their defaults, parsing payloads and rejecting any over max_payload_bytes; internal to defer_jobs.';

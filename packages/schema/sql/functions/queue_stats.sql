@@ -4,6 +4,7 @@ create or replace function skiplock.queue_stats(
   queue_name text,
   waiting bigint,
   scheduled bigint,
+  blocked bigint,
   running bigint,
   succeeded bigint,
   failed bigint,
@@ -18,6 +19,7 @@ as $$
       j.queue_name,
       count(*) filter (where j.state = 'todo' and j.run_at <= queue_stats.now) as waiting,
       count(*) filter (where j.state = 'todo' and j.run_at > queue_stats.now) as scheduled,
+      count(*) filter (where j.state = 'blocked') as blocked,
       count(*) filter (where j.state = 'doing') as running,
       0::bigint as succeeded,
       0::bigint as failed,
@@ -28,7 +30,7 @@ as $$
     union all
     select
       f.queue_name,
-      0, 0, 0,
+      0, 0, 0, 0,
       count(*) filter (where f.state = 'succeeded'),
       count(*) filter (where f.state = 'failed'),
       count(*) filter (where f.state = 'cancelled'),
@@ -40,6 +42,7 @@ as $$
     c.queue_name,
     sum(c.waiting)::bigint,
     sum(c.scheduled)::bigint,
+    sum(c.blocked)::bigint,
     sum(c.running)::bigint,
     sum(c.succeeded)::bigint,
     sum(c.failed)::bigint,
@@ -50,4 +53,4 @@ as $$
   order by c.queue_name
 $$;
 
-comment on function skiplock.queue_stats is 'Counts jobs per queue and state (waiting means runnable now, scheduled means run_at is later), with the run_at of the oldest runnable job.';
+comment on function skiplock.queue_stats is 'Counts jobs per queue and state (waiting means runnable now, scheduled means run_at is later, blocked means waiting for other jobs), with the run_at of the oldest runnable job.';

@@ -1,6 +1,7 @@
 export { cancelJob } from './cancel-job.ts'
 export { completeJobs, type Completion } from './complete-jobs.ts'
-export { deferJobIds, deferJobs, type DeferJobsArgs } from './defer-jobs.ts'
+export { type AttributeValue, deferJobIds, deferJobs, type DeferJobsArgs } from './defer-jobs.ts'
+export { configureQueue, type QueueLimits } from './configure-queue.ts'
 export { failJobs, type FailOutcome, type Failure } from './fail-jobs.ts'
 export { explainFetchJobs, fetchJobs, type FetchJobsArgs } from './fetch-jobs.ts'
 export { toJob, type AnyJobRow, type Job, type JobError, type JobRow, type JobState } from './job.ts'

@@ -8,7 +8,7 @@ export type JobRow = Selectable<SkiplockJobs>
 /** A row of `skiplock.all_jobs` or `skiplock.finished_jobs`. */
 export type AnyJobRow = JobRow | Selectable<SkiplockAllJobs> | (Omit<JobRow, 'cancel_requested_at'> & { result: unknown; finished_at: Date })
 
-/** `todo` (waiting), `doing` (running), `succeeded`, `failed` (retries exhausted) or `cancelled`. */
+/** `blocked` (waiting for jobs it depends on), `todo` (waiting), `doing` (running), `succeeded`, `failed` (retries exhausted) or `cancelled`. */
 export type JobState = SkiplockJobState
 
 /** One failed attempt, as stored in the job's error history. */
@@ -45,6 +45,8 @@ export interface Job<Payload = unknown, Result = unknown> {
   cancelRequestedAt: Date | null
   /** W3C traceparent of the span that deferred the job, if one was recording. */
   traceContext: string | null
+  /** Labels workers can filter claims on. */
+  attributes: Record<string, string | number | boolean>
 }
 
 /** Maps a database row of any job table or view to a {@link Job}. */
@@ -73,5 +75,6 @@ export function toJob<Payload = unknown, Result = unknown>(row: AnyJobRow): Job<
     finishedAt: 'finished_at' in row ? (row.finished_at as Date | null) : null,
     cancelRequestedAt: 'cancel_requested_at' in row ? (row.cancel_requested_at as Date | null) : null,
     traceContext: 'trace_context' in row ? (row.trace_context ?? null) : null,
+    attributes: ('attributes' in row ? (row.attributes ?? {}) : {}) as Record<string, string | number | boolean>,
   }
 }

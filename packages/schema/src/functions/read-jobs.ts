@@ -33,6 +33,8 @@ export interface QueueStats {
   queueName: string
   waiting: number
   scheduled: number
+  /** Waiting for jobs they depend on. */
+  blocked: number
   running: number
   succeeded: number
   failed: number
@@ -47,6 +49,7 @@ export async function queueStats(db: Queryable, schema: string): Promise<QueueSt
     queueName: row.queue_name as string,
     waiting: Number(row.waiting),
     scheduled: Number(row.scheduled),
+    blocked: Number(row.blocked),
     running: Number(row.running),
     succeeded: Number(row.succeeded),
     failed: Number(row.failed),

@@ -23,12 +23,13 @@ export type JsonPrimitive = boolean | number | string | null;
 
 export type JsonValue = JsonArray | JsonObject | JsonPrimitive;
 
-export type SkiplockJobState = "cancelled" | "doing" | "failed" | "succeeded" | "todo";
+export type SkiplockJobState = "blocked" | "cancelled" | "doing" | "failed" | "succeeded" | "todo";
 
 export type Timestamp = ColumnType<Date, Date | string, Date | string>;
 
 export interface SkiplockAllJobs {
   attempts: number | null;
+  attributes: Json | null;
   cancel_requested_at: Timestamp | null;
   created_at: Timestamp | null;
   errors: Json | null;
@@ -51,6 +52,7 @@ export interface SkiplockAllJobs {
 
 export interface SkiplockFinishedJobs {
   attempts: number;
+  attributes: Generated<Json>;
   created_at: Timestamp;
   errors: Json;
   finished_at: Generated<Timestamp>;
@@ -71,6 +73,15 @@ export interface SkiplockFinishedJobs {
    */
   trace_context: string | null;
   worker_id: Int8 | null;
+}
+
+export interface SkiplockJobDependencies {
+  child_id: Int8;
+  /**
+   * What happens to the child when this parent fails or is cancelled: it fails, or it is cancelled.
+   */
+  on_parent_failure: Generated<string>;
+  parent_id: Int8;
 }
 
 export interface SkiplockJobResults {
@@ -99,6 +110,10 @@ export interface SkiplockJobs {
    * Attempts started so far; with worker_id it is the lease token that fences a late completion.
    */
   attempts: Generated<number>;
+  /**
+   * Flat object of string, number or boolean values that workers filter claims on.
+   */
+  attributes: Generated<Json>;
   cancel_requested_at: Timestamp | null;
   created_at: Generated<Timestamp>;
   errors: Generated<Json>;
@@ -137,6 +152,24 @@ export interface SkiplockPeriodicTasks {
   task_name: string;
 }
 
+export interface SkiplockQueues {
+  /**
+   * Most jobs of the queue running at once over all workers; null: no limit.
+   */
+  max_running: number | null;
+  /**
+   * Most job starts per second over all workers; null: no limit.
+   */
+  max_starts_per_second: number | null;
+  /**
+   * Most jobs waiting (blocked or todo) a producer may bring the queue to; null: unbounded.
+   */
+  max_waiting: number | null;
+  name: string;
+  start_tokens: Generated<number>;
+  start_tokens_at: Generated<Timestamp>;
+}
+
 export interface SkiplockWorkers {
   id: Generated<Int8>;
   last_heartbeat_at: Generated<Timestamp>;
@@ -148,9 +181,11 @@ export interface SkiplockWorkers {
 export interface DB {
   "skiplock.all_jobs": SkiplockAllJobs;
   "skiplock.finished_jobs": SkiplockFinishedJobs;
+  "skiplock.job_dependencies": SkiplockJobDependencies;
   "skiplock.job_results": SkiplockJobResults;
   "skiplock.jobs": SkiplockJobs;
   "skiplock.migrations": SkiplockMigrations;
   "skiplock.periodic_tasks": SkiplockPeriodicTasks;
+  "skiplock.queues": SkiplockQueues;
   "skiplock.workers": SkiplockWorkers;
 }
