@@ -24,7 +24,8 @@ begin
     raise exception 'configure_queue: max_running is %, expected at least 1 (or null for no limit)', configure_queue.max_running
       using errcode = 'SK005', detail = json_build_object('argument', 'max_running')::text;
   end if;
-  if not configure_queue.max_starts_per_second > 0 or configure_queue.max_starts_per_second = 'infinity' then
+  -- NaN compares greater than every number in PostgreSQL, so it is named.
+  if not configure_queue.max_starts_per_second > 0 or configure_queue.max_starts_per_second in ('infinity', 'NaN') then
     raise exception 'configure_queue: max_starts_per_second is %, expected a positive number (or null for no limit)', configure_queue.max_starts_per_second
       using errcode = 'SK005', detail = json_build_object('argument', 'max_starts_per_second')::text;
   end if;
