@@ -2,6 +2,7 @@ import { createRequire } from 'node:module'
 
 import {
   type Attributes,
+  context,
   type Counter,
   type Histogram,
   isSpanContextValid,
@@ -139,6 +140,15 @@ export function recordJobStarted(job: Job): void {
   runs.set(job, { span, startedAtMs: performance.now() })
 }
 
+/**
+ * Runs `handler` with the attempt's `skiplock.run` span as the active span, so spans the handler starts
+ * (database calls, HTTP requests) are its children.
+ */
+export function inRunContext<Result>(job: Job, handler: () => Result): Result {
+  const run = runs.get(job)
+  return run ? context.with(trace.setSpan(context.active(), run.span), handler) : handler()
+}
+
 /** Ends the attempt of `job` with its recorded outcome (`error`: what the handler threw, if anything). */
 export function recordJobOutcome(job: Job, outcome: Outcome, error: unknown): void {
   const run = runs.get(job)
@@ -171,7 +181,7 @@ export function observeQueueDepth(readStats: () => Promise<QueueStats[]>): () =>
   const { queueDepth } = meter()
   const observe = async (result: { observe(value: number, attributes: Attributes): void }) => {
     for (const stats of await readStats()) {
-      for (const state of ['waiting', 'scheduled', 'running'] as const) {
+      for (const state of ['waiting', 'scheduled', 'blocked', 'running'] as const) {
         result.observe(stats[state], { 'skiplock.queue': stats.queueName, 'skiplock.job.state': state })
       }
     }

@@ -1,4 +1,5 @@
-import { metrics, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api'
+import { context, metrics, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api'
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks'
 import { type DataPoint, type Histogram, MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics'
 import { InMemorySpanExporter, SimpleSpanProcessor, TracerProvider } from '@opentelemetry/sdk-trace'
 import { type ClaimPlan, createWorker, defineTask, InvalidArgumentError } from '@skiplock/core'
@@ -89,6 +90,7 @@ describe('telemetry', () => {
     expect(depth.map((point) => [point.attributes, point.value])).toEqual([
       [{ 'skiplock.queue': 'mail', 'skiplock.job.state': 'waiting' }, 0],
       [{ 'skiplock.queue': 'mail', 'skiplock.job.state': 'scheduled' }, 0],
+      [{ 'skiplock.queue': 'mail', 'skiplock.job.state': 'blocked' }, 0],
       [{ 'skiplock.queue': 'mail', 'skiplock.job.state': 'running' }, 0],
     ])
   })
@@ -135,6 +137,29 @@ describe('telemetry', () => {
       expect(run.spanContext().traceId).not.toBe(deferSpan.spanContext().traceId)
     }
     expect(job.traceContext).not.toBeNull()
+  })
+
+  test("a handler runs inside its attempt's span, so the spans it starts are children of the run", async ({ skiplock, startWorker }) => {
+    const telemetry = registerTelemetry()
+    const contextManager = new AsyncLocalStorageContextManager().enable()
+    expect(context.setGlobalContextManager(contextManager)).toBe(true)
+    onTestFinished(() => void context.disable())
+    const traced = defineTask({
+      name: 'traced',
+      handler: async () => {
+        await new Promise((resolve) => setTimeout(resolve, 5))
+        trace.getTracer('app').startSpan('app.work').end()
+        return trace.getActiveSpan()?.spanContext().spanId ?? null
+      },
+    })
+    await startWorker({ tasks: [traced] })
+    const activeSpanId = await skiplock.result(await skiplock.defer(traced, null))
+
+    const runSpan = telemetry.spans().find((span) => span.name === 'skiplock.run traced')!
+    expect(activeSpanId).toBe(runSpan.spanContext().spanId)
+    const appSpan = telemetry.spans().find((span) => span.name === 'app.work')!
+    expect(appSpan.parentSpanContext?.spanId).toBe(runSpan.spanContext().spanId)
+    expect(appSpan.spanContext().traceId).toBe(runSpan.spanContext().traceId)
   })
 
   test('deferMany traces one span for every job and stores its context with each', async ({ skiplock }) => {

@@ -31,7 +31,7 @@ import { JobCancelledError, JobTimeoutError, NonRetryableError, UnknownTaskError
 import { TypedEmitter } from '../events.ts'
 import { DEFAULT_MAX_PAYLOAD_BYTES, toStorableJson } from '../json.ts'
 import { describeError, type Logger, silentLogger } from '../logger.ts'
-import { observeQueueDepth, recordJobOutcome, recordJobsRescued, recordJobStarted } from '../telemetry.ts'
+import { inRunContext, observeQueueDepth, recordJobOutcome, recordJobsRescued, recordJobStarted } from '../telemetry.ts'
 import { inTransaction, Rollback } from '../transaction.ts'
 import { Completer, type CompletionHook, type Outcome } from './completer.ts'
 import { Listener } from './listener.ts'
@@ -673,7 +673,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       if (task.definition.transactional) {
         ;({ outcome, result } = await this.#runInTransaction(task, job, payload, context))
       } else {
-        result = await task.definition.handler(payload, context)
+        result = await inRunContext(job, () => task.definition.handler(payload, context))
       }
     } catch (handlerError) {
       error = handlerError
@@ -724,7 +724,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     const idleLimit = { idleTimeoutMs: this.#options.leaseSeconds * 1000 }
     try {
       return await inTransaction(this.#pool, async (client) => {
-        const result = await task.definition.handler(payload, { ...context, tx: client })
+        const result = await inRunContext(job, () => task.definition.handler(payload, { ...context, tx: client }))
         const resultJson = this.#toResultJson(job, result)
         const [completed] = await completeJobs(toQueryable(client), this.#options.schema, job.workerId!, [{ jobId: job.id, attempt: job.attempts, resultJson }])
         // The lease was lost: the handler's writes must not commit without the completion.
