@@ -60,7 +60,7 @@ begin
         using errcode = 'SK005', detail = json_build_object('argument', 'on_queueing_lock_conflict')::text;
     end if;
     -- The ids are taken first: the edges name them, and a job is blocked if any of its parents has not finished.
-    v_ids := array(select nextval(pg_get_serial_sequence('skiplock.jobs', 'id')) from generate_series(1, v_count));
+    v_ids := array(select nextval('skiplock.jobs_id_seq') from generate_series(1, v_count));
     select s.blocked_positions, s.failed_parent_ids
     into v_blocked_positions, v_failed_parent_ids
     from skiplock.add_dependencies(

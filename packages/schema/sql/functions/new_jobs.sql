@@ -32,7 +32,7 @@ create or replace function skiplock.new_jobs(
 as $$
   -- Ids come from the sequence in position order, unless defer_jobs took them beforehand for its edges.
   select
-    coalesce(new_jobs.ids[j.position], nextval(pg_get_serial_sequence('skiplock.jobs', 'id'))),
+    coalesce(new_jobs.ids[j.position], nextval('skiplock.jobs_id_seq')),
     case when j.position = any(new_jobs.blocked_positions) then 'blocked' else 'todo' end::skiplock.job_state,
     j.position,
     j.task_name,
