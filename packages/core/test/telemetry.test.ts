@@ -162,6 +162,18 @@ describe('telemetry', () => {
     expect(appSpan.spanContext().traceId).toBe(runSpan.spanContext().traceId)
   })
 
+  test('a periodic tick is deferred in a defer span, which its run links to', async ({ startWorker }) => {
+    const telemetry = registerTelemetry()
+    const tick = defineTask({ name: 'tick', handler: async () => null })
+    const worker = await startWorker({ tasks: [tick], periodic: [{ task: tick, cron: '* * * * * *' }] })
+    await worker.once('job:completed')
+
+    const runSpan = telemetry.spans().find((span) => span.name === 'skiplock.run tick')!
+    const deferSpan = telemetry.spans().find((span) => span.name === 'skiplock.defer' && span.attributes['skiplock.job.count'] === 1)
+    expect(deferSpan).toMatchObject({ attributes: { 'skiplock.task': 'tick', 'skiplock.queue': 'default' } })
+    expect(runSpan.links[0]?.context.spanId).toBe(deferSpan!.spanContext().spanId)
+  })
+
   test('deferMany traces one span for every job and stores its context with each', async ({ skiplock }) => {
     const telemetry = registerTelemetry()
     const ids = await skiplock.deferMany(greet, [{ name: 'a' }, { name: 'b' }, { name: 'c' }], { batchSize: 2 })

@@ -204,9 +204,10 @@ describe('connections', () => {
 describe('cancellation and timeouts', () => {
   test('cancelling a waiting job makes result() reject with JobCancelledError', async ({ skiplock }) => {
     const job = await skiplock.defer(echo, { value: 'x' })
-    const outcome = skiplock.result(job)
+    // Attached before the cancel: the outcome may arrive before cancel() itself returns.
+    const outcome = expect(skiplock.result(job)).rejects.toBeInstanceOf(JobCancelledError)
     expect(await skiplock.cancel(job.id)).toBe('cancelled')
-    await expect(outcome).rejects.toBeInstanceOf(JobCancelledError)
+    await outcome
   })
 
   test('cancelling a running job fires its abort signal and the job ends as cancelled', async ({ skiplock, startWorker }) => {

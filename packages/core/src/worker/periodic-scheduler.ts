@@ -4,6 +4,7 @@ import type pg from 'pg'
 
 import type { Task } from '../client/define-task.ts'
 import { toStorableJson } from '../json.ts'
+import { traceDefer } from '../telemetry.ts'
 
 /** A task to defer on a cron schedule. */
 export interface PeriodicTask<Payload = unknown> {
@@ -69,13 +70,18 @@ export class PeriodicScheduler {
   async #defer(entry: PeriodicTask, index: number, tick: Date): Promise<void> {
     const { task } = entry
     try {
-      const job = await deferPeriodicJob(toQueryable(this.#options.pool), this.#options.schema, {
-        taskName: task.name,
-        tickAt: tick,
-        payloadJson: this.#payloads[index],
-        queueName: task.definition.queue,
-        priority: task.definition.priority,
-        maxAttempts: task.definition.maxAttempts,
+      // Every worker running the schedule tries each tick; the span of those that find it deferred counts 0 jobs.
+      const [job] = await traceDefer(task.name, task.definition.queue ?? 'default', async (traceContext) => {
+        const deferred = await deferPeriodicJob(toQueryable(this.#options.pool), this.#options.schema, {
+          taskName: task.name,
+          tickAt: tick,
+          payloadJson: this.#payloads[index],
+          queueName: task.definition.queue,
+          priority: task.definition.priority,
+          maxAttempts: task.definition.maxAttempts,
+          traceContext,
+        })
+        return deferred ? [deferred] : []
       })
       if (job) this.#options.onDeferred(job)
     } catch (error) {

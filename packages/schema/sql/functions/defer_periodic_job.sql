@@ -4,7 +4,8 @@ create or replace function skiplock.defer_periodic_job(
   payload text default null,
   queue_name text default null,
   priority integer default null,
-  max_attempts integer default null
+  max_attempts integer default null,
+  trace_context text default null
 ) returns setof skiplock.jobs
   language plpgsql
 as $$
@@ -29,7 +30,8 @@ begin
       queue_names => case when defer_periodic_job.queue_name is null then null else array[defer_periodic_job.queue_name] end,
       priorities => array[defer_periodic_job.priority],
       run_ats => array[defer_periodic_job.tick_at],
-      max_attempts => array[defer_periodic_job.max_attempts]
+      max_attempts => array[defer_periodic_job.max_attempts],
+      trace_contexts => array[defer_periodic_job.trace_context]
     ) as j;
 end;
 $$;

@@ -72,6 +72,7 @@ drop function if exists skiplock.defer_jobs(text[], text[], text[], integer[], t
 drop function if exists skiplock.new_jobs(text[], text[], text[], integer[], timestamptz[], integer[], text[], text[], integer, text[]);
 drop function if exists skiplock.fetch_jobs(bigint, text[], integer, timestamptz);
 drop function if exists skiplock.queue_stats(timestamptz);
+drop function if exists skiplock.defer_periodic_job(text, timestamptz, text, text, integer, integer);
 
 -- A job that finishes settles the jobs waiting for it: success unblocks a child once no edge is left,
 -- failure or cancellation ends every job downstream. One trigger covers every way a job finishes.

@@ -35,13 +35,22 @@ export async function pruneJobs(
 export async function deferPeriodicJob(
   db: Queryable,
   schema: string,
-  args: { taskName: string; tickAt: Date; payloadJson?: string | null; queueName?: string | null; priority?: number | null; maxAttempts?: number | null },
+  args: {
+    taskName: string
+    tickAt: Date
+    payloadJson?: string | null
+    queueName?: string | null
+    priority?: number | null
+    maxAttempts?: number | null
+    /** W3C traceparent of the span deferring the tick, if one is recording. */
+    traceContext?: string | null
+  },
 ): Promise<Job | undefined> {
   const rows = await callSql<JobRow>(
     db,
     schema,
-    (s) => `select * from ${s}.defer_periodic_job($1, $2, $3, $4, $5, $6)`,
-    [args.taskName, args.tickAt, args.payloadJson ?? null, args.queueName ?? null, args.priority ?? null, args.maxAttempts ?? null],
+    (s) => `select * from ${s}.defer_periodic_job($1, $2, $3, $4, $5, $6, $7)`,
+    [args.taskName, args.tickAt, args.payloadJson ?? null, args.queueName ?? null, args.priority ?? null, args.maxAttempts ?? null, args.traceContext ?? null],
     { taskNames: [args.taskName] },
   )
   return rows[0] && toJob(rows[0])
