@@ -146,8 +146,9 @@ describe('bounded queues', () => {
   const job = defineTask({ name: 'bounded-job', queue: 'bounded', handler: async () => null })
 
   test('a defer past the bound gets QueueFullError and writes nothing; a batch that does not fit is refused whole', async ({ db, skiplock }) => {
-    await skiplock.configureQueue('bounded', { maxWaiting: 5 })
+    // Jobs waiting before the bound is set count toward it.
     await skiplock.deferMany(job, [1, 2, 3])
+    await skiplock.configureQueue('bounded', { maxWaiting: 5 })
     const error = await skiplock.deferMany(job, [4, 5, 6]).catch((error: unknown) => error)
     expect(error).toBeInstanceOf(QueueFullError)
     expect(error).toMatchObject({ code: 'QUEUE_FULL', queueName: 'bounded', maxWaiting: 5, waiting: 3, requested: 3 })

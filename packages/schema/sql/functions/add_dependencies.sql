@@ -5,7 +5,7 @@ create or replace function skiplock.add_dependencies(
   parent_ids bigint[],
   on_parent_failures text[]
 ) returns table (
-  blocked_positions bigint[],
+  is_blocked boolean[],
   failed_parent_ids bigint[]
 )
   language plpgsql
@@ -89,15 +89,21 @@ begin
 
   return query
     select
+      -- Per position, whether the job waits for a parent (a join, not a search per position: graphs can be large).
       array(
-        select distinct e.child_position::bigint
-        from unnest(add_dependencies.child_positions, add_dependencies.parent_ids) as e(child_position, parent_id)
-        where not exists (
-          select
-          from skiplock.finished_jobs as f
-          where f.id = e.parent_id
-            and f.state = 'succeeded'
-        )
+        select b.child_position is not null
+        from generate_series(1, v_count) as p(position)
+        left join (
+          select distinct e.child_position
+          from unnest(add_dependencies.child_positions, add_dependencies.parent_ids) as e(child_position, parent_id)
+          where not exists (
+            select
+            from skiplock.finished_jobs as f
+            where f.id = e.parent_id
+              and f.state = 'succeeded'
+          )
+        ) as b on b.child_position = p.position
+        order by p.position
       ),
       array(
         select distinct f.id
@@ -108,4 +114,4 @@ begin
 end;
 $$;
 
-comment on function skiplock.add_dependencies is 'Checks and writes the dependency edges of jobs defer_jobs is about to insert, returning the positions that must wait and the parents that already failed; internal to defer_jobs.';
+comment on function skiplock.add_dependencies is 'Checks and writes the dependency edges of jobs defer_jobs is about to insert, returning which positions must wait and the parents that already failed; internal to defer_jobs.';

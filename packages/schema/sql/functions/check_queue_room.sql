@@ -8,6 +8,11 @@ declare
   v_bound record;
   v_waiting integer;
 begin
+  -- Most databases bound no queue: they skip counting the call's jobs per queue.
+  if not exists (select from skiplock.queues as q where q.max_waiting is not null) then
+    return;
+  end if;
+
   for v_bound in
     select q.name, q.max_waiting, r.requested
     from (
@@ -28,7 +33,8 @@ begin
     from (
       select
       from skiplock.jobs as j
-      where j.queue_name = v_bound.name
+      where j.in_limited_queue
+        and j.queue_name = v_bound.name
         and j.state in ('blocked', 'todo')
       limit v_bound.max_waiting
     ) as w;

@@ -37,6 +37,12 @@ begin
     return;
   end if;
 
+  -- Jobs already waiting or running join the queue's counts.
+  update skiplock.jobs as j
+  set in_limited_queue = true
+  where j.queue_name = configure_queue.queue_name
+    and not j.in_limited_queue;
+
   return query
     -- A new queue starts with a full bucket: its first second may use the whole rate.
     insert into skiplock.queues as q (name, max_waiting, max_running, max_starts_per_second, start_tokens)

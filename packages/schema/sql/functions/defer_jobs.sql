@@ -27,7 +27,8 @@ declare
   v_position bigint;
   v_queueing_lock text;
   v_ids bigint[];
-  v_blocked_positions bigint[];
+  v_is_blocked boolean[];
+  v_limited_queue_names text[] := array(select q.name from skiplock.queues as q);
   v_failed_parent_ids bigint[];
 begin
   perform skiplock.check_defer_arguments(
@@ -61,8 +62,8 @@ begin
     end if;
     -- The ids are taken first: the edges name them, and a job is blocked if any of its parents has not finished.
     v_ids := array(select nextval('skiplock.jobs_id_seq') from generate_series(1, v_count));
-    select s.blocked_positions, s.failed_parent_ids
-    into v_blocked_positions, v_failed_parent_ids
+    select s.is_blocked, s.failed_parent_ids
+    into v_is_blocked, v_failed_parent_ids
     from skiplock.add_dependencies(
       v_ids,
       defer_jobs.dependency_child_positions,
@@ -86,9 +87,9 @@ begin
     if not v_has_queueing_locks or defer_jobs.on_queueing_lock_conflict = 'error' then
       -- A queueing lock already held by a waiting job violates jobs_queueing_lock_todo_idx: see below.
       return query
-        insert into skiplock.jobs as j (id, state, task_name, payload, queue_name, priority, run_at, max_attempts, lock, queueing_lock, trace_context, attributes)
+        insert into skiplock.jobs as j (id, state, task_name, payload, queue_name, priority, run_at, max_attempts, lock, queueing_lock, trace_context, attributes, in_limited_queue)
         overriding system value
-        select n.id, n.state, n.task_name, n.payload, n.queue_name, n.priority, n.run_at, n.max_attempts, n.lock, n.queueing_lock, n.trace_context, n.attributes
+        select coalesce(v_ids[n.position], nextval('skiplock.jobs_id_seq')), n.state, n.task_name, n.payload, n.queue_name, n.priority, n.run_at, n.max_attempts, n.lock, n.queueing_lock, n.trace_context, n.attributes, n.queue_name = any(v_limited_queue_names)
         from skiplock.new_jobs(
           defer_jobs.task_names,
           defer_jobs.payloads,
@@ -101,8 +102,7 @@ begin
           defer_jobs.max_payload_bytes,
           defer_jobs.trace_contexts,
           defer_jobs.attributes,
-          v_ids,
-          v_blocked_positions
+          v_is_blocked
         ) as n
         order by n.position
         returning j.*;
@@ -114,9 +114,9 @@ begin
 
     -- 'existing': skip jobs whose queueing lock is taken and return the waiting job that holds it.
     with inserted as (
-      insert into skiplock.jobs as j (id, state, task_name, payload, queue_name, priority, run_at, max_attempts, lock, queueing_lock, trace_context, attributes)
+      insert into skiplock.jobs as j (id, state, task_name, payload, queue_name, priority, run_at, max_attempts, lock, queueing_lock, trace_context, attributes, in_limited_queue)
       overriding system value
-      select n.id, n.state, n.task_name, n.payload, n.queue_name, n.priority, n.run_at, n.max_attempts, n.lock, n.queueing_lock, n.trace_context, n.attributes
+      select coalesce(v_ids[n.position], nextval('skiplock.jobs_id_seq')), n.state, n.task_name, n.payload, n.queue_name, n.priority, n.run_at, n.max_attempts, n.lock, n.queueing_lock, n.trace_context, n.attributes, n.queue_name = any(v_limited_queue_names)
       from skiplock.new_jobs(
         defer_jobs.task_names,
         defer_jobs.payloads,

@@ -36,7 +36,8 @@ begin
     and exists (
       select
       from skiplock.jobs as j
-      where j.queue_name = q.name
+      where j.in_limited_queue
+        and j.queue_name = q.name
         and j.state = 'todo'
         and j.run_at <= fetch_jobs.now
     );
@@ -60,7 +61,8 @@ begin
         from (
           select
           from skiplock.jobs as j
-          where j.queue_name = v_queue.name
+          where j.in_limited_queue
+            and j.queue_name = v_queue.name
             and j.state = 'doing'
           limit v_queue.max_running
         ) as r;

@@ -10,10 +10,8 @@ create or replace function skiplock.new_jobs(
   max_payload_bytes integer,
   trace_contexts text[] default null,
   attributes jsonb[] default null,
-  ids bigint[] default null,
-  blocked_positions bigint[] default null
+  is_blocked boolean[] default null
 ) returns table (
-  id bigint,
   state skiplock.job_state,
   "position" bigint,
   task_name text,
@@ -28,12 +26,10 @@ create or replace function skiplock.new_jobs(
   attributes jsonb
 )
   language sql
-  volatile
+  stable
 as $$
-  -- Ids come from the sequence in position order, unless defer_jobs took them beforehand for its edges.
   select
-    coalesce(new_jobs.ids[j.position], nextval('skiplock.jobs_id_seq')),
-    case when j.position = any(new_jobs.blocked_positions) then 'blocked' else 'todo' end::skiplock.job_state,
+    case when new_jobs.is_blocked[j.position] then 'blocked' else 'todo' end::skiplock.job_state,
     j.position,
     j.task_name,
     coalesce(j.payload, '{}')::jsonb,
@@ -52,7 +48,6 @@ as $$
     when octet_length(j.payload) > new_jobs.max_payload_bytes then skiplock.raise_payload_too_large(j.position, octet_length(j.payload), new_jobs.max_payload_bytes)
     else true
   end
-  order by j.position
 $$;
 
 comment on function skiplock.new_jobs is 'Turns defer_jobs'' column arrays into rows with their defaults, parsing payloads and rejecting any over max_payload_bytes; internal to defer_jobs.';

@@ -36,12 +36,13 @@ begin
     )
     insert into skiplock.jobs as j (
       id, queue_name, task_name, payload, priority, run_at, state, attempts, max_attempts, lock,
-      queueing_lock, errors, created_at, trace_context, attributes
+      queueing_lock, errors, created_at, trace_context, attributes, in_limited_queue
     )
     overriding system value
     select
       r.id, r.queue_name, r.task_name, r.payload, r.priority, retry_job.run_at, 'todo', 0, r.max_attempts, r.lock,
-      skiplock.waiting_queueing_lock(r.queueing_lock), r.errors, r.created_at, r.trace_context, r.attributes
+      skiplock.waiting_queueing_lock(r.queueing_lock), r.errors, r.created_at, r.trace_context, r.attributes,
+      exists (select from skiplock.queues as q where q.name = r.queue_name)
     from retried as r
     returning j.*;
   perform skiplock.notify_queues(array(

@@ -31,9 +31,16 @@ create index jobs_attributes_idx
   on skiplock.jobs using gin (attributes jsonb_path_ops)
   where state = 'todo' and attributes <> '{}';
 
--- Counts a queue's waiting or running jobs for its bound and its concurrency limit.
-create index jobs_queue_name_state_idx
-  on skiplock.jobs (queue_name, state);
+-- Jobs of a queue with limits are counted by state, for its bound and its concurrency limit. Only those
+-- are indexed for it: an index of every job by queue and state would cost every other queue's inserts
+-- and claims about a third more, for counts they never need.
+alter table skiplock.jobs add column in_limited_queue boolean not null default false;
+
+comment on column skiplock.jobs.in_limited_queue is 'Whether the job''s queue has a row in skiplock.queues (set by defer_jobs, configure_queue and retry_job).';
+
+create index jobs_limited_queue_state_idx
+  on skiplock.jobs (queue_name, state)
+  where in_limited_queue;
 
 -- Limits per queue, enforced by defer_jobs (max_waiting) and fetch_jobs (max_running, max_starts_per_second).
 create table skiplock.queues (

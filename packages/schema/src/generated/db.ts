@@ -119,6 +119,10 @@ export interface SkiplockJobs {
   errors: Generated<Json>;
   id: Generated<Int8>;
   /**
+   * Whether the job's queue has a row in "skiplock".queues (set by defer_jobs, configure_queue and retry_job).
+   */
+  in_limited_queue: Generated<boolean>;
+  /**
    * Jobs sharing a lock run one at a time, in creation order.
    */
   lock: string | null;
