@@ -281,4 +281,38 @@ describe('per-queue concurrency and rate limits', () => {
     expect(startedAt.at(-1)! - startedAt[0]!).toBeGreaterThan(1_800)
     for (const start of startedAt) expect(startedAt.filter((other) => other >= start && other < start + 1000).length).toBeLessThanOrEqual(20)
   })
+
+  test('a job of a limited queue that becomes runnable while a claim waits its turn is still counted', async ({ db }) => {
+    const admin = await db.connect()
+    const q = (sql: string, values: unknown[] = []) => admin.query(sql, values)
+    await q(`select skiplock.configure_queue('limited', max_running => 1)`)
+    await q(`select skiplock.configure_queue('other', max_running => 10)`)
+    const workerId = (await q(`select id from skiplock.register_worker('w')`)).rows[0].id
+    await q(`select skiplock.defer_jobs(array['t'], queue_names => array['limited'])`)
+    expect((await q(`select * from skiplock.fetch_jobs($1, null, 1)`, [workerId])).rowCount).toBe(1)
+    // A parent in another queue, and its child in the limited queue, which is at its limit.
+    const [parent] = (
+      await q(
+        `select id from skiplock.defer_jobs(array['t', 't'], queue_names => array['default', 'limited'],
+           dependency_child_positions => array[2], dependency_parent_positions => array[1], dependency_parent_ids => array[null]::bigint[])`,
+      )
+    ).rows
+    const claimedParent = (await q(`select id, attempts from skiplock.fetch_jobs($1, array['default'], 1)`, [workerId])).rows[0]
+    expect(claimedParent.id).toBe(parent.id)
+    await q(`select skiplock.defer_jobs(array['t'], queue_names => array['other'])`)
+
+    // Another claim holds the 'other' queue's turn, so this claim waits between its first look and its last.
+    const holder = await db.connect()
+    await holder.query(`begin`)
+    await holder.query(`select from skiplock.queues where name = 'other' for no key update`)
+    const claimer = await db.connect()
+    const claiming = claimer.query(`select queue_name from skiplock.fetch_jobs($1, null, 10)`, [workerId])
+    await waitFor(async () => (await q(`select count(*)::int as count from pg_locks where not granted`)).rows[0].count > 0)
+    await q(`select skiplock.complete_jobs($1, array[$2]::bigint[], array[$3]::int[])`, [workerId, claimedParent.id, claimedParent.attempts])
+    await holder.query(`commit`)
+
+    expect((await claiming).rows.map((row) => row.queue_name)).toEqual(['other'])
+    expect((await q(`select count(*)::int as count from skiplock.jobs where queue_name = 'limited' and state = 'doing'`)).rows[0].count).toBe(1)
+  })
 })
+

@@ -27,20 +27,13 @@ begin
   -- commit (the completion) flushes this claim's WAL first. Saves an fsync per fetch (perf S4, S2).
   perform set_config('synchronous_commit', 'off', true);
 
+  -- Every limited queue this worker serves is left out of the final, unlimited claim, even one with nothing
+  -- to run now: its jobs may become runnable before that claim's statement (a commit, a released child).
   select array_agg(q.name)
   into v_limited_queue_names
   from skiplock.queues as q
   where (q.max_running is not null or q.max_starts_per_second is not null)
-    and (fetch_jobs.queue_names is null or q.name = any(fetch_jobs.queue_names))
-    -- A limited queue with nothing to run costs no lock: claims of other queues need not take turns.
-    and exists (
-      select
-      from skiplock.jobs as j
-      where j.in_limited_queue
-        and j.queue_name = q.name
-        and j.state = 'todo'
-        and j.run_at <= fetch_jobs.now
-    );
+    and (fetch_jobs.queue_names is null or q.name = any(fetch_jobs.queue_names));
 
   -- Limited queues first, one at a time under the queue's row lock, so that claims over the whole fleet
   -- take turns counting what runs: running jobs never exceed max_running, starts never outpace the rate.
@@ -50,6 +43,15 @@ begin
       select q.*
       from skiplock.queues as q
       where q.name = any(v_limited_queue_names)
+        -- A limited queue with nothing to run costs no lock: claims of other queues need not take turns.
+        and exists (
+          select
+          from skiplock.jobs as j
+          where j.in_limited_queue
+            and j.queue_name = q.name
+            and j.state = 'todo'
+            and j.run_at <= fetch_jobs.now
+        )
       order by q.name
       for no key update
     loop
