@@ -231,6 +231,24 @@ describe('attribute filters', () => {
     expect((await skiplock.getJob(euSilver.id))!.attributes).toEqual({ region: 'eu', tier: 'silver', size: 3 })
   })
 
+  test('a filtered claim takes matches at the head of the queue and far behind it, in claim order', async ({ db }) => {
+    const defer = (count: number, region: string) =>
+      db.query<{ id: string }>(`select id::text from skiplock.defer_jobs(array_fill('labelled'::text, array[$1::int]), attributes => array_fill($2::jsonb, array[$1::int]))`, [
+        count,
+        JSON.stringify({ region }),
+      ])
+    const first = (await defer(1, 'eu')).rows
+    // More than a claim looks at in the head of the queue: the rest are found through the attributes index.
+    await defer(2000, 'us')
+    const last = (await defer(3, 'eu')).rows
+    const workerId = (await db.query(`select id from skiplock.register_worker('w')`)).rows[0].id
+    const claim = async (batchSize: number) =>
+      (await db.query<{ id: string }>(`select id::text from skiplock.fetch_jobs($1, null, $2, now(), '{"region": "eu"}')`, [workerId, batchSize])).rows.map((row) => row.id)
+    expect(await claim(3)).toEqual([first[0]!.id, last[0]!.id, last[1]!.id])
+    expect(await claim(10)).toEqual([last[2]!.id])
+    expect(await claim(10)).toEqual([])
+  })
+
   test('attributes and filters of an unknown type are refused before anything is written', async ({ db, skiplock }) => {
     for (const attributes of [{ region: { nested: 1 } }, { region: null }, { n: Number.NaN }, { ['x'.repeat(65)]: 1 }, ['eu'], { big: 'x'.repeat(2000) }]) {
       await expect(skiplock.defer(job, { n: 1 }, { attributes: attributes as never }), JSON.stringify(attributes)).rejects.toThrow(InvalidArgumentError)
