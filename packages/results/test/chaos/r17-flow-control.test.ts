@@ -1,7 +1,7 @@
-// R17: flow control under SIGKILLs. Job dependencies, a queue's limit on running jobs, its start rate and
-// its bound on waiting jobs are all enforced in the database, over every worker and producer: the kills
-// must not let a child run before its parents, a fourth job run beside three, starts outpace the bucket,
-// or a refused producer leave jobs behind.
+// R17: flow control under SIGKILLs. Job dependencies, a queue's limit on running jobs, its start rate, its
+// bound on waiting jobs and workers' attribute filters are all enforced in the database, over every worker
+// and producer: the kills must not let a child run before its parents, a fourth job run beside three,
+// starts outpace the bucket, a refused producer leave jobs behind, or a job run on a worker that filters it out.
 import { randomUUID } from 'node:crypto'
 
 import { type Client, createClient, type Job, QueueFullError } from '@skiplock/core'
@@ -593,6 +593,45 @@ async function storedPerBatch(db: TestDatabase, batches: readonly Batch[]): Prom
 }
 
 /** Picks a live worker running a job (of `queue`, if given), so the kill orphans it; undefined lets the fleet pick at random. */
+chaosTest('R17: attribute filters under SIGKILLs: every job runs only on workers whose filter it matches', { timeout: 120_000 * chaosScale }, async ({ db, ledger, fleet }) => {
+  const jobs = scaled(400)
+  const kills = scaled(3)
+  const random = createRandom()
+  const filters = [{ region: 'eu' }, { region: ['us', 'ap'] }]
+  fleet.configure(killSettings)
+  for (const filter of filters) await fleet.spawnMany(2, { ATTRIBUTE_FILTER: JSON.stringify(filter) })
+  const killing = fleet.killRepeatedly({ kills, everyMs: 1500, choose: runningAJob(db) })
+  const regions = ['eu', 'us', 'ap']
+  await ledger.enqueue(
+    chaosTasks.plain,
+    Array.from({ length: jobs }, () => ({ ms: 10 + Math.floor(random() * 30) })),
+    // The producer's id is random: its first hex digit spreads the jobs over the regions.
+    { attributes: (payload) => ({ region: regions[Number.parseInt(payload.id[0]!, 16) % regions.length]! }) },
+  )
+  await killing
+  await waitForDrain(ledger, 60_000 * chaosScale)
+  await fleet.stopAll()
+
+  const allowedByPid = new Map(fleet.all.map((worker) => [worker.pid, [JSON.parse(worker.settings.ATTRIBUTE_FILTER!).region].flat()]))
+  const { rows } = await db.query<{ pid: number; region: string }>(
+    `select e.pid, j.attributes->>'region' as region from public.chaos_executions as e join skiplock.all_jobs as j on j.id = e.job_id`,
+  )
+  const mismatched = rows.filter((row) => !allowedByPid.get(row.pid)?.includes(row.region)).length
+  const verdict = await ledger.verdict()
+  const dupExecBound = kills * (concurrency + batchSize)
+  printVerdict(
+    formatVerdict('R17 attribute-filters', verdict, {
+      faults: { kills, processes: `4x${concurrency}` },
+      dupExecBound,
+      extra: { filters: filters.length, executions: rows.length, mismatched },
+    }),
+  )
+  expect(verdict).toMatchObject({ attempted: jobs, acknowledged: jobs, ...exactlyOnce })
+  expect(verdict.dupExec).toBeLessThanOrEqual(dupExecBound)
+  expect(mismatched).toBe(0)
+  expect(new Set(rows.map((row) => row.region))).toEqual(new Set(regions))
+})
+
 function runningAJob(db: TestDatabase, queue?: string): (candidates: readonly WorkerProcess[]) => Promise<WorkerProcess | undefined> {
   return async (candidates) => {
     const { rows } = await db.query<{ pid: number }>(

@@ -82,6 +82,7 @@ const worker = createWorker({
   name: workerName,
   ...(process.env.LISTEN_URL ? { listenConnectionString: process.env.LISTEN_URL } : {}),
   ...(process.env.QUEUES ? { queues: process.env.QUEUES.split(',') } : {}),
+  ...(process.env.ATTRIBUTE_FILTER ? { attributeFilter: JSON.parse(process.env.ATTRIBUTE_FILTER) } : {}),
   concurrency: env('CONCURRENCY', 4),
   // A fixed batch keeps the jobs one process holds at most concurrency + batch, the bound on duplicates.
   batchSize: env('BATCH_SIZE', 4),

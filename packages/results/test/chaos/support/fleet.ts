@@ -23,6 +23,8 @@ export interface WorkerSettings {
   GRACE_MS?: number
   MAX_JOB_MS?: number
   QUEUES?: string
+  /** The worker's `attributeFilter`, as JSON. */
+  ATTRIBUTE_FILTER?: string
   /** Where the worker connects; default the test database. */
   DATABASE_URL?: string
   /** A separate URL for its LISTEN connection (e.g. direct, when DATABASE_URL goes through a pooler). */

@@ -20,6 +20,7 @@ export interface EnqueueOptions {
   queue?: string
   maxAttempts?: number
   priority?: number
+  attributes?: (payload: ChaosPayload) => Record<string, string>
 }
 
 /**
