@@ -551,7 +551,8 @@ async function explainByHand(client: pg.Client, workerId: string, batchSize: num
     now: '$5::timestamptz',
     attribute_documents: '$6::jsonb[]',
   }
-  const text = query.replace(/claim_jobs\.(\w+)/g, (whole, name: string) => parameters[name] ?? whole)
+  // The claim's own limit is what is left of the batch after a filtered claim's look at the head of the queue.
+  const text = query.replace(/claim_jobs\.(\w+)/g, (whole, name: string) => parameters[name] ?? whole).replace(/\bv_remaining\b/g, '$4::integer')
   await client.query('begin')
   try {
     await client.query(`set local enable_seqscan = off`)

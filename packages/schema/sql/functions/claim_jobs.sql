@@ -25,24 +25,29 @@ begin
     -- choose (a rare value taken for a common one walked 12,000 jobs), and they cannot see matches bunched at
     -- the end of the order (perf/results/attribute-filters.md).
     return query
-      with head as (
-        select j.id, j.attributes
-        from skiplock.jobs as j
-        where j.state = 'todo'
-          and j.run_at <= claim_jobs.now
-          and (claim_jobs.queue_names is null or j.queue_name = any(claim_jobs.queue_names))
-          and (claim_jobs.excluded_queue_names is null or j.queue_name <> all(claim_jobs.excluded_queue_names))
-        order by j.priority desc, j.run_at, j.id
-        limit least(greatest(1000, 100 * claim_jobs.batch_size), 10000)
+      with candidate as (
+        -- The walk stops at twice the batch of matches (a margin for those other workers are taking).
+        select h.id
+        from (
+          select j.id, j.attributes
+          from skiplock.jobs as j
+          where j.state = 'todo'
+            and j.run_at <= claim_jobs.now
+            and (claim_jobs.queue_names is null or j.queue_name = any(claim_jobs.queue_names))
+            and (claim_jobs.excluded_queue_names is null or j.queue_name <> all(claim_jobs.excluded_queue_names))
+          order by j.priority desc, j.run_at, j.id
+          limit least(greatest(1000, 100 * claim_jobs.batch_size), 10000)
+        ) as h
+        where h.attributes <> '{}'
+          and h.attributes @> any(claim_jobs.attribute_documents)
+        limit 2 * claim_jobs.batch_size
       ),
       claimable as (
         select j.id
-        from head as h
-        join skiplock.jobs as j on j.id = h.id
-        where h.attributes <> '{}'
-          and h.attributes @> any(claim_jobs.attribute_documents)
-          -- Checked again on the row's latest version once it is locked: another claim may have taken it.
-          and j.state = 'todo'
+        from candidate as c
+        join skiplock.jobs as j on j.id = c.id
+        -- Checked again on the row's latest version once it is locked: another claim may have taken it.
+        where j.state = 'todo'
           and (
             j.lock is null
             or not exists (
