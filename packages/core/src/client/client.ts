@@ -22,7 +22,7 @@ import pg from 'pg'
 
 import { DEFAULT_MAX_PAYLOAD_BYTES } from '../json.ts'
 import { MAX_INTEGER, type Task } from './define-task.ts'
-import { buildDeferArgs, checkQueueName, type DeferOptions, isStorableDate, type WaitForRoom } from './defer.ts'
+import { buildDeferArgs, checkQueueName, type DeferOptions, isJobId, isStorableDate, type WaitForRoom } from './defer.ts'
 import { type GraphNode, joinGraphArgs, orderGraph } from './graph.ts'
 import { deferWhenRoom } from './room.ts'
 import { traceDefer } from '../telemetry.ts'
@@ -233,11 +233,7 @@ function checkWholeNumber(argument: string, value: number | undefined, min: numb
   }
 }
 
-function isJobId(jobId: string): boolean {
-  return /^[1-9][0-9]{0,18}$/.test(jobId)
-}
-
-/** Ids are bigint in decimal: anything else names no job. */
+/** @throws {JobNotFoundError} unless `jobId` is a job id. */
 function checkJobId(jobId: string): string {
   if (!isJobId(jobId)) throw new JobNotFoundError({ jobId })
   return jobId

@@ -112,9 +112,14 @@ function dependencyEdges(count: number, parentIds: readonly string[]): Partial<D
   }
 }
 
+/** Ids are bigint in decimal: anything else names no job. */
+export function isJobId(jobId: string): boolean {
+  return /^[1-9][0-9]{0,18}$/.test(jobId)
+}
+
 /** @throws {InvalidArgumentError} unless `id` is a job id: a positive whole number in decimal. */
 export function checkParentId(id: unknown): string {
-  if (typeof id !== 'string' || !/^[1-9][0-9]{0,18}$/.test(id)) {
+  if (typeof id !== 'string' || !isJobId(id)) {
     throw new InvalidArgumentError({ argument: 'dependsOn', reason: `${JSON.stringify(id)} is not a job or a job id` })
   }
   return id
