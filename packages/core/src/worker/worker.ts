@@ -53,7 +53,7 @@ export interface WorkerOptions {
   queues?: readonly string[]
   /**
    * Only jobs whose attributes match: per attribute, one value or an array of values to match any of,
-   * as in `{ region: 'eu', tier: ['gold', 'silver'] }`. The claim finds them through an index.
+   * as in `{ region: 'eu', tier: ['gold', 'silver'] }`. The claim looks at the head of the queue, then through an index.
    */
   attributeFilter?: AttributeFilter
   /** Handlers running at once; default 10. */
