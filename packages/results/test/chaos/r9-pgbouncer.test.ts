@@ -40,7 +40,9 @@ const pooledChaosTest = chaosTest.extend<{ pgbouncer: PgBouncer; skiplock: Clien
 })
 
 /** Every live worker's pool and the producer are PgBouncer's clients, and every worker listens on a direct session. */
-async function expectRoutedThroughPgBouncer(db: TestDatabase, pgbouncer: PgBouncer, fleet: Fleet): Promise<void> {
+async function expectRoutedThroughPgBouncer(db: TestDatabase, pgbouncer: PgBouncer, fleet: Fleet, producer: Client): Promise<void> {
+  // The producer's pool closes a connection idle for 10 s, and its last job may be older than that.
+  await producer.stats()
   const clients = await pgbouncer.admin<{ database: string; application_name: string }>('show clients')
   const pooledNames = new Set(clients.filter((client) => client.database === db.name).map((client) => client.application_name))
   for (const worker of fleet.alive) expect(pooledNames, `${worker.name}'s pool goes through PgBouncer`).toContain(`skiplock-worker ${worker.name}`)
@@ -70,7 +72,7 @@ function workerErrors(fleet: Fleet): string[] {
   return fleet.all.flatMap((worker) => worker.errors.map((line) => `${worker.name}: ${line}`))
 }
 
-pooledChaosTest('R9 (R1 through PgBouncer): without faults, every job runs exactly once and keyed jobs never overlap', { timeout: 90_000 * chaosScale }, async ({ db, pgbouncer, ledger, fleet }) => {
+pooledChaosTest('R9 (R1 through PgBouncer): without faults, every job runs exactly once and keyed jobs never overlap', { timeout: 90_000 * chaosScale }, async ({ db, pgbouncer, ledger, fleet, skiplock }) => {
   // R1's criteria with fewer jobs than R1's 4000, for about half its time: the suite runs twice in CI.
   await runWithoutFaults(ledger, fleet, {
     id: 'R9/R1',
@@ -78,7 +80,7 @@ pooledChaosTest('R9 (R1 through PgBouncer): without faults, every job runs exact
     processes,
     perSecond: 250,
     settings: { POOL_SIZE: poolSize, DATABASE_URL: pgbouncer.url, LISTEN_URL: db.url },
-    whileRunning: () => expectRoutedThroughPgBouncer(db, pgbouncer, fleet),
+    whileRunning: () => expectRoutedThroughPgBouncer(db, pgbouncer, fleet, skiplock),
     extra: () => ({ pgbouncer_problems: pgbouncer.problems().length, vanished_clients: vanishedClients(pgbouncer).length }),
   })
   // No PgBouncer errors: nothing at WARNING, ERROR or FATAL in its log, none reached a worker, and
@@ -88,7 +90,7 @@ pooledChaosTest('R9 (R1 through PgBouncer): without faults, every job runs exact
   expect(vanishedClients(pgbouncer)).toEqual([])
 })
 
-pooledChaosTest('R9 (R2 through PgBouncer): SIGKILLed workers lose no job, duplicate few, and their jobs restart within the lease', { timeout: 120_000 * chaosScale }, async ({ db, pgbouncer, ledger, fleet }) => {
+pooledChaosTest('R9 (R2 through PgBouncer): SIGKILLed workers lose no job, duplicate few, and their jobs restart within the lease', { timeout: 120_000 * chaosScale }, async ({ db, pgbouncer, ledger, fleet, skiplock }) => {
   // R2's criteria with fewer jobs and kills than R2's 5000 and 10, for about two thirds of its time.
   const kills = scaled(8)
   // A killed process drops each connection it has open without a goodbye, and nothing else does.
@@ -99,7 +101,7 @@ pooledChaosTest('R9 (R2 through PgBouncer): SIGKILLed workers lose no job, dupli
     kills,
     processes,
     settings: { POOL_SIZE: poolSize, DATABASE_URL: pgbouncer.url, LISTEN_URL: db.url },
-    whileRunning: () => expectRoutedThroughPgBouncer(db, pgbouncer, fleet),
+    whileRunning: () => expectRoutedThroughPgBouncer(db, pgbouncer, fleet, skiplock),
     extra: () => ({ pgbouncer_problems: pgbouncer.problems().length, vanished_clients: `${vanishedClients(pgbouncer).length}(bound ${vanishedBound})` }),
   })
   // No PgBouncer errors: nothing at WARNING, ERROR or FATAL in its log, and none reached a surviving
