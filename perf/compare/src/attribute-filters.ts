@@ -26,7 +26,7 @@ const applicationName = 'perf-attribute-filters'
 const usageText = `usage: node --conditions=development perf/compare/src/attribute-filters.ts
        [--database-url URL (default DATABASE_URL, else an embedded PostgreSQL 18)]
        [--jobs 100000] [--claims 300] [--warmup 10] [--claims-before-analyze 30] [--analyze-repeats 20]
-       [--variants current,fastupdate-off,bounded-walk[,bounded-walk-N,pending-list-N]] [--cases id,...] [--print-plans]
+       [--variants current,fastupdate-off[,pending-list-N]] [--cases id,...] [--print-plans]
        [--out perf/results/attribute-filters.md]`
 
 function usage(message: string): never {
@@ -50,7 +50,7 @@ try {
       'analyze-repeats': { type: 'string', default: '20' },
       cases: { type: 'string' },
       'print-plans': { type: 'boolean', default: false },
-      variants: { type: 'string', default: 'current,fastupdate-off,bounded-walk' },
+      variants: { type: 'string', default: 'current,fastupdate-off' },
       out: { type: 'string', default: path.join(repositoryRoot, 'perf/results/attribute-filters.md') },
     },
   })
@@ -143,173 +143,10 @@ const cases = caseIds ? allCases.filter((theCase) => theCase.id === 'unfiltered'
 // ---------------------------------------------------------------------------------------------------------
 // Variants to compare, applied in the benchmark's own database only (never to packages/schema).
 
-/** claim_jobs' claim query as migrated (packages/schema/sql/functions/claim_jobs.sql), with its limit as a parameter. */
-const claimQuery = (limit: string) => `
-    with claimable as (
-      select j.id
-      from skiplock.jobs as j
-      where j.state = 'todo'
-        and j.run_at <= claim_jobs.now
-        and (claim_jobs.queue_names is null or j.queue_name = any(claim_jobs.queue_names))
-        and (claim_jobs.excluded_queue_names is null or j.queue_name <> all(claim_jobs.excluded_queue_names))
-        and (
-          claim_jobs.attribute_documents is null
-          or (j.attributes <> '{}' and j.attributes @> any(claim_jobs.attribute_documents))
-        )
-        and (
-          j.lock is null
-          or not exists (
-            select
-            from skiplock.jobs as other
-            where other.lock = j.lock
-              and (other.id < j.id or other.state = 'doing')
-          )
-        )
-      order by j.priority desc, j.run_at, j.id
-      limit ${limit}
-      for update of j skip locked
-    ),
-    claimed as (
-      update skiplock.jobs as j
-      set
-        state = 'doing',
-        worker_id = claim_jobs.worker_id,
-        attempts = j.attempts + 1,
-        started_at = claim_jobs.now
-      from claimable as c
-      where j.id = c.id
-      returning j.*
-    )
-    select c.*
-    from claimed as c
-    order by c.priority desc, c.run_at, c.id`
-
-/** How far a filtered claim walks the claim order, in waiting jobs per job wanted (at least 1,000, at most 10,000), before it asks the attributes index. */
-const walkPerJob = 100
-/** How many matches the walk collects per job wanted (room for rows other workers hold). */
-const candidatesPerJob = 2
-
-/**
- * claim_jobs whose filtered claim does not rest on the planner's estimate of the filter:
- * 1. one statement walks the claim order (jobs_claim_idx) over at most 100 waiting jobs per job wanted (at
- *    least 1,000, at most 10,000), collecting the first matches (2 per job wanted), claims among them in
- *    claim order, skipping locked rows, and also says how many matches the walk found;
- * 2. if that claimed too few and the walk found fewer matches than it looked for, matches are rare near the
- *    head of the claim order: the rest come through the attributes index (bitmap scan, plain index scans
- *    off) and a top-N sort, which costs the matches, not the jobs waiting ahead of them;
- * 3. if the walk found all the matches it looked for but other workers hold them, matches are common: walk on
- *    as the migrated claim does (no bitmap scan).
- * An unfiltered claim is unchanged.
- */
-const boundedWalkClaimJobs = (walkPerJob: number) => `
-create or replace function skiplock.claim_jobs(
-  worker_id bigint,
-  queue_names text[],
-  excluded_queue_names text[],
-  batch_size integer,
-  now timestamptz,
-  attribute_documents jsonb[]
-) returns setof skiplock.jobs
-  language plpgsql
-  set enable_bitmapscan = off
-  set enable_seqscan = off
-  set plan_cache_mode = auto
-as $$
-declare
-  v_wanted integer := ${candidatesPerJob} * claim_jobs.batch_size;
-  v_found bigint := 0;
-  v_claimed integer := 0;
-  v_row record;
-  v_job skiplock.jobs;
-begin
-  if claim_jobs.attribute_documents is null then
-    return query ${claimQuery('claim_jobs.batch_size')};
-    return;
-  end if;
-
-  -- 1. The head of the claim order: a bounded walk, whatever the planner thinks of the filter.
-  for v_row in
-    with candidate as (
-      select w.id
-      from (
-        select j.id, j.attributes
-        from skiplock.jobs as j
-        where j.state = 'todo'
-          and j.run_at <= claim_jobs.now
-          and (claim_jobs.queue_names is null or j.queue_name = any(claim_jobs.queue_names))
-          and (claim_jobs.excluded_queue_names is null or j.queue_name <> all(claim_jobs.excluded_queue_names))
-        order by j.priority desc, j.run_at, j.id
-        limit least(greatest(${walkPerJob} * claim_jobs.batch_size, 1000), 10000)
-      ) as w
-      where w.attributes <> '{}' and w.attributes @> any(claim_jobs.attribute_documents)
-      limit v_wanted
-    ),
-    claimable as (
-      select j.id
-      from candidate as candidate
-      join skiplock.jobs as j on j.id = candidate.id
-      where j.state = 'todo'
-        and j.run_at <= claim_jobs.now
-        and (
-          j.lock is null
-          or not exists (
-            select
-            from skiplock.jobs as other
-            where other.lock = j.lock
-              and (other.id < j.id or other.state = 'doing')
-          )
-        )
-      order by j.priority desc, j.run_at, j.id
-      limit claim_jobs.batch_size
-      for update of j skip locked
-    ),
-    claimed as (
-      update skiplock.jobs as j
-      set
-        state = 'doing',
-        worker_id = claim_jobs.worker_id,
-        attempts = j.attempts + 1,
-        started_at = claim_jobs.now
-      from claimable as c
-      where j.id = c.id
-      returning j as job
-    )
-    select (select count(*) from candidate) as found, (c.job).id as job_id, c.job
-    from (select) as one
-    left join claimed as c on true
-    order by (c.job).priority desc, (c.job).run_at, (c.job).id
-  loop
-    v_found := v_row.found;
-    -- (A row with a null column is not "is not null": test its id.)
-    if v_row.job_id is not null then
-      v_job := v_row.job;
-      return next v_job;
-      v_claimed := v_claimed + 1;
-    end if;
-  end loop;
-  if v_claimed >= claim_jobs.batch_size then
-    return;
-  end if;
-
-  if v_found < v_wanted then
-    -- 2. Rare near the head: the attributes index finds the rest, however far back they wait.
-    perform set_config('enable_bitmapscan', 'on', true);
-    perform set_config('enable_indexscan', 'off', true);
-    perform set_config('plan_cache_mode', 'force_custom_plan', true);
-    return query ${claimQuery('claim_jobs.batch_size - v_claimed')};
-  else
-    -- 3. Common, but held by other workers: walk on.
-    return query ${claimQuery('claim_jobs.batch_size - v_claimed')};
-  end if;
-end;
-$$;`
-
 interface Variant {
   description: string
   /** Runs after migrate, before the jobs are inserted. */
   sql: string | null
-  /** Whether the variant replaces skiplock.claim_jobs (then the planner no longer picks the claim's path). */
-  replacesClaimJobs?: boolean
 }
 
 const variants: Record<string, Variant> = {
@@ -318,15 +155,8 @@ const variants: Record<string, Variant> = {
     description: '`alter index skiplock.jobs_attributes_idx set (fastupdate = off)`: no GIN pending list, inserts go straight into the index',
     sql: 'alter index skiplock.jobs_attributes_idx set (fastupdate = off)',
   },
-  'bounded-walk': {
-    description:
-      `\`fastupdate = off\` and \`skiplock.claim_jobs\` replaced: a filtered claim first walks at most ${walkPerJob} waiting jobs per job wanted (at least 1,000) in claim order, and only if matches are rarer than 2 per ${walkPerJob} takes the rest through the attributes index`,
-    sql: `alter index skiplock.jobs_attributes_idx set (fastupdate = off);\n${boundedWalkClaimJobs(walkPerJob)}`,
-    replacesClaimJobs: true,
-  },
 }
 // `pending-list-N`: fastupdate kept, with a pending list of at most N kB (64 and up; the migration sets 256).
-// `bounded-walk-N`: as bounded-walk, with a walk of N waiting jobs per job wanted, to try other bounds.
 for (const name of values.variants.split(',')) {
   const pending = /^pending-list-(\d+)$/.exec(name.trim())
   if (pending) {
@@ -334,14 +164,6 @@ for (const name of values.variants.split(',')) {
       description: `\`alter index skiplock.jobs_attributes_idx set (gin_pending_list_limit = ${pending[1]})\`: a pending list of at most ${pending[1]} kB`,
       sql: `alter index skiplock.jobs_attributes_idx set (gin_pending_list_limit = ${pending[1]})`,
     }
-  }
-  const match = /^bounded-walk-(\d+)$/.exec(name.trim())
-  if (!match) continue
-  const steps = Number(match[1])
-  variants[name.trim()] = {
-    description: `as \`bounded-walk\`, walking at most ${steps} waiting jobs per job wanted (at least 1,000)`,
-    sql: `alter index skiplock.jobs_attributes_idx set (fastupdate = off);\n${boundedWalkClaimJobs(steps)}`,
-    replacesClaimJobs: true,
   }
 }
 const variantNames = values.variants.split(',').map((name) => name.trim()).filter(Boolean)
@@ -401,7 +223,7 @@ interface CapturedPlan {
 }
 
 interface PlannedStatement {
-  /** `claim` for a claim query (`with claimable ...`), `walk` for the bounded-walk variant's claim from a walk of the claim order. */
+  /** `claim` for a claim query (`with claimable ...`), `walk` for a filtered claim's first look, at the head of the claim order (`with candidate ...`). */
   kind: 'claim' | 'walk'
   /** The plan as text, without the query text. */
   text: string
@@ -869,7 +691,7 @@ try {
 
     // The planner's pick over repeated analyzes, where the migrated claim_jobs lets it pick.
     for (const variant of prepared) {
-      if (analyzeRepeats === 0 || variants[variant.name]!.replacesClaimJobs) continue
+      if (analyzeRepeats === 0) continue
       console.error(`[${variant.name}] the planner's pick over ${analyzeRepeats} analyzes`)
       variant.result.stability = await planStability(variant.databaseUrl, variant.workerId, analyzeRepeats)
     }
@@ -949,7 +771,7 @@ function planBlocks(result: VariantResult, level: string, withWholePlans: boolea
     )
     for (const statement of plan.statements) {
       out.push(
-        `${statement.kind === 'walk' ? 'Claim from a bounded walk of the claim order' : 'Claim query'}: ${statement.durationMs !== null ? `${statement.durationMs.toFixed(3)} ms` : ''}, ` +
+        `${statement.kind === 'walk' ? 'Claim from the head of the claim order' : 'Claim query'}: ${statement.durationMs !== null ? `${statement.durationMs.toFixed(3)} ms` : ''}, ` +
           `${statement.isGeneric ? 'generic plan' : 'custom plan'}. Key lines${statement.kind === 'claim' ? ' of the `claimable` part' : ''}:`,
         '',
         '```',
@@ -1115,9 +937,6 @@ function renderReport(postgresVersion: string, serverKind: string, totalSeconds:
     } else {
       out.push('<details><summary>Plans after <code>analyze</code>, batch size 10 (key lines)</summary>', '', ...planBlocks(result, '####', false), '</details>', '')
     }
-  }
-  if (variantNames.includes('bounded-walk')) {
-    out.push('## The `bounded-walk` claim_jobs', '', '```sql', boundedWalkClaimJobs(walkPerJob).trim(), '```', '')
   }
   return `${out.join('\n').trimEnd()}\n`
 }
