@@ -23,6 +23,7 @@ import {
   QueueingLockTakenError,
   queueStats,
   quoteSchemaName,
+  raiseClaimFloor,
   readRunJobs,
   registerWorker,
   releaseJobs,
@@ -112,6 +113,7 @@ describe('S2: a runtime role with only the documented grants', () => {
       await runtimePool.query(`select * from ${s}.rescue_jobs(now() + interval '1 minute')`)
       expect((await findJobs(rt, schema, [orphan!.id]))[0]?.state).toBe('failed')
       expect(await rescueJobs(rt, schema)).toEqual([])
+      expect(await raiseClaimFloor(rt, schema)).toBeInstanceOf(Date)
       expect((await retryJob(rt, schema, orphan!.id)).state).toBe('todo')
       expect((await retryJob(rt, schema, waiting.id)).state).toBe('todo')
       expect(await deferPeriodicJob(rt, schema, { taskName: 'tick', tickAt: new Date('2030-01-01T00:00:00Z') })).toBeDefined()

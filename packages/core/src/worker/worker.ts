@@ -15,6 +15,7 @@ import {
   type Queryable,
   queueStats,
   quoteSchemaName,
+  raiseClaimFloor,
   registerWorker,
   rescueJobs,
   type RescuedJob,
@@ -399,6 +400,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       isDue: () => this.#isHeartbeating,
     })
     this.#every(this.#options.maintenanceIntervalMs, () => this.#maintain(), { isJittered: true })
+    this.#every(claimFloorIntervalMs, () => this.#raiseClaimFloor(), { isJittered: true })
     if (this.#options.handleSignals) this.#installSignalHandlers()
     this.emit('worker:started', { workerId: this.#workerId })
     this.#wake()
@@ -829,6 +831,16 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     void sampling.finally(() => this.#stepsInFlight.delete(sampling))
   }
 
+  /** Lets claims skip the index entries of jobs claimed since a raise, which an old snapshot keeps from vacuum. */
+  async #raiseClaimFloor(): Promise<void> {
+    if (this.#outage.isDown) return
+    try {
+      await raiseClaimFloor(this.#db, this.#options.schema)
+    } catch (error) {
+      this.#reportError(error, 'claim floor')
+    }
+  }
+
   async #maintain(): Promise<void> {
     if (this.#outage.isDown) return
     try {
@@ -865,6 +877,12 @@ export class Worker extends TypedEmitter<WorkerEvents> {
 export function createWorker(options: WorkerOptions): Worker {
   return new Worker(options)
 }
+
+/**
+ * How often each worker raises the claim floor. Under an old snapshot a claim walks every entry claimed
+ * since the last raise: a second's worth.
+ */
+const claimFloorIntervalMs = 1000
 
 /** How much work the adaptive batch keeps ready, in milliseconds of handler time at full concurrency. */
 const adaptiveBufferMs = 20

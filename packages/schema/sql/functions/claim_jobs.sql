@@ -4,7 +4,8 @@ create or replace function skiplock.claim_jobs(
   excluded_queue_names text[],
   batch_size integer,
   now timestamptz,
-  attribute_documents jsonb[]
+  attribute_documents jsonb[],
+  run_at_floor timestamptz
 ) returns setof skiplock.jobs
   language plpgsql
   -- Until autovacuum analyzes a freshly filled table, the planner takes it for a few rows and picks
@@ -33,6 +34,7 @@ begin
           from skiplock.jobs as j
           where j.state = 'todo'
             and j.run_at <= claim_jobs.now
+            and j.run_at >= claim_jobs.run_at_floor
             and (claim_jobs.queue_names is null or j.queue_name = any(claim_jobs.queue_names))
             and (claim_jobs.excluded_queue_names is null or j.queue_name <> all(claim_jobs.excluded_queue_names))
           order by j.priority desc, j.run_at, j.id
@@ -93,6 +95,7 @@ begin
       from skiplock.jobs as j
       where j.state = 'todo'
         and j.run_at <= claim_jobs.now
+        and j.run_at >= claim_jobs.run_at_floor
         and (claim_jobs.queue_names is null or j.queue_name = any(claim_jobs.queue_names))
         and (claim_jobs.excluded_queue_names is null or j.queue_name <> all(claim_jobs.excluded_queue_names))
         and (
@@ -132,4 +135,4 @@ begin
 end;
 $$;
 
-comment on function skiplock.claim_jobs is 'Claims up to batch_size runnable jobs of the given queues (null: all but the excluded) whose attributes contain one of attribute_documents (null: any); internal to fetch_jobs, which applies the queues'' limits.';
+comment on function skiplock.claim_jobs is 'Claims up to batch_size runnable jobs of the given queues (null: all but the excluded) whose attributes contain one of attribute_documents (null: any), looking at run_ats from run_at_floor on; internal to fetch_jobs, which applies the queues'' limits.';

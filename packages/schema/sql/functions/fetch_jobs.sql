@@ -9,6 +9,8 @@ create or replace function skiplock.fetch_jobs(
 as $$
 declare
   v_attribute_documents jsonb[] := skiplock.attribute_filter_documents(fetch_jobs.attribute_filter);
+  -- Below it lie only index entries of jobs claimed already, which an old snapshot may keep from vacuum.
+  v_run_at_floor timestamptz := skiplock.claim_floor();
   v_limited_queue_names text[];
   v_queue skiplock.queues;
   v_room integer;
@@ -83,7 +85,7 @@ begin
       if v_room > 0 then
         return query
           select *
-          from skiplock.claim_jobs(fetch_jobs.worker_id, array[v_queue.name], null, v_room, fetch_jobs.now, v_attribute_documents);
+          from skiplock.claim_jobs(fetch_jobs.worker_id, array[v_queue.name], null, v_room, fetch_jobs.now, v_attribute_documents, v_run_at_floor);
         get diagnostics v_claimed = row_count;
         v_claimed_total := v_claimed_total + v_claimed;
       end if;
@@ -106,7 +108,8 @@ begin
         v_limited_queue_names,
         fetch_jobs.batch_size - v_claimed_total,
         fetch_jobs.now,
-        v_attribute_documents
+        v_attribute_documents,
+        v_run_at_floor
       );
   end if;
 end;

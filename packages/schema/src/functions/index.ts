@@ -5,7 +5,7 @@ export { configureQueue, type QueueLimits } from './configure-queue.ts'
 export { failJobs, type FailOutcome, type Failure } from './fail-jobs.ts'
 export { explainFetchJobs, fetchJobs, type FetchJobsArgs } from './fetch-jobs.ts'
 export { toJob, type AnyJobRow, type Job, type JobError, type JobRow, type JobState } from './job.ts'
-export { deferPeriodicJob, pruneJobs, rescueJobs, type RescuedJob } from './maintenance.ts'
+export { deferPeriodicJob, pruneJobs, raiseClaimFloor, rescueJobs, type RescuedJob } from './maintenance.ts'
 export { findJobs, hasPendingJobs, listJobs, queueStats, type QueueStats } from './read-jobs.ts'
 export {
   countResults,

@@ -16,6 +16,16 @@ export async function rescueJobs(db: Queryable, schema: string): Promise<Rescued
   return rows.map((row) => ({ id: String(row.id), state: row.state, workerId: String(row.worker_id) }))
 }
 
+/**
+ * Calls `raise_claim_floor`: moves the claim floor up to the earliest waiting job, so claims skip the index
+ * entries of jobs claimed before it. Returns the new floor, or undefined when a producer in flight made it
+ * wait for the next call.
+ */
+export async function raiseClaimFloor(db: Queryable, schema: string): Promise<Date | undefined> {
+  const rows = await callSql<{ floor: Date | null }>(db, schema, (s) => `select ${s}.raise_claim_floor() as floor`, [])
+  return rows[0]?.floor ?? undefined
+}
+
 /** Calls `prune_jobs` once: deletes up to `batchSize` finished jobs older than `finishedBefore`; returns how many. */
 export async function pruneJobs(
   db: Queryable,

@@ -50,6 +50,10 @@ export interface SkiplockAllJobs {
   worker_id: Int8 | null;
 }
 
+export interface SkiplockClaimFloorLowerings {
+  run_at: Timestamp;
+}
+
 export interface SkiplockFinishedJobs {
   attempts: number;
   attributes: Generated<Json>;
@@ -184,6 +188,7 @@ export interface SkiplockWorkers {
 
 export interface DB {
   "skiplock.all_jobs": SkiplockAllJobs;
+  "skiplock.claim_floor_lowerings": SkiplockClaimFloorLowerings;
   "skiplock.finished_jobs": SkiplockFinishedJobs;
   "skiplock.job_dependencies": SkiplockJobDependencies;
   "skiplock.job_results": SkiplockJobResults;

@@ -1,0 +1,8 @@
+create or replace function skiplock.claim_floor() returns timestamptz
+  language sql
+  stable
+as $$
+  select least(skiplock.raised_claim_floor(), (select min(l.run_at) from skiplock.claim_floor_lowerings as l))
+$$;
+
+comment on function skiplock.claim_floor is 'No waiting job has a run_at before this: claims look at jobs from here on.';
