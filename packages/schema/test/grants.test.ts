@@ -151,6 +151,8 @@ describe('S2: a runtime role with only the documented grants', () => {
         `truncate ${s}.job_dependencies`,
         `drop table ${s}.queues`,
         `delete from ${s}.migrations`,
+        `select setval('${s}.raised_claim_floor', 0)`,
+        `insert into ${s}.claim_floor_lowerings (run_at) values (now())`,
         `update ${s}.job_results set output = null`,
         `delete from ${s}.job_results`,
       ]

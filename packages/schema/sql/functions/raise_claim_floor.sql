@@ -1,5 +1,7 @@
 create or replace function skiplock.raise_claim_floor() returns timestamptz
   language plpgsql
+  security definer
+  set search_path = pg_catalog, pg_temp
   -- Index scans in claim order stop at each priority's first waiting job.
   set enable_seqscan = off
   set enable_bitmapscan = off

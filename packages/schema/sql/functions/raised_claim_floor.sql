@@ -9,4 +9,4 @@ as $$
   from skiplock.raised_claim_floor as s
 $$;
 
-comment on function skiplock.raised_claim_floor is 'The claim floor as raise_claim_floor last set it (-infinity before the first raise); read without a snapshot, so always the latest.';
+comment on function skiplock.raised_claim_floor is 'The claim floor as raise_claim_floor last set it (-infinity before the first raise); read without a snapshot, so always the latest. Internal: its callers run with the owner''s rights.';

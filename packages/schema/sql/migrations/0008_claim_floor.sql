@@ -21,9 +21,12 @@ comment on table skiplock.claim_floor_lowerings is 'Run_ats of jobs made waiting
 
 -- Every statement that makes jobs waiting keeps the floor at or below them, whatever wrote it. The lock is
 -- shared by producers and taken alone by a raise, so either the raise sees this transaction's jobs
--- committed, or this transaction sees the raised floor.
+-- committed, or this transaction sees the raised floor. With its owner's rights: roles that defer need no
+-- privilege on the floor, and cannot move it.
 create function skiplock.tg_jobs__keep_claim_floor() returns trigger
   language plpgsql
+  security definer
+  set search_path = pg_catalog, pg_temp
 as $$
 declare
   v_run_at timestamptz;
