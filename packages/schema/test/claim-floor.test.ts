@@ -22,17 +22,17 @@ async function floor(db: Db): Promise<Date> {
 
 /** Claim index entries one claim reads (each read entry's row is then looked at), in a claim rolled back. */
 async function entriesReadByClaim(session: pg.Client, workerId: string): Promise<number> {
+  // Counted in this transaction only, so other sessions' reads cannot land in between.
   const entriesRead = async () => {
-    const { rows } = await session.query<{ read: string }>(`select idx_tup_read as read from pg_stat_user_indexes where indexrelname = 'jobs_claim_idx'`)
+    const { rows } = await session.query<{ read: string }>(`select pg_stat_get_xact_tuples_returned('skiplock.jobs_claim_idx'::regclass) as read`)
     return Number(rows[0]!.read)
   }
-  const before = await entriesRead()
   await session.query('begin')
+  const before = await entriesRead()
   await session.query('select * from skiplock.fetch_jobs($1, batch_size => 1)', [workerId])
-  // Counts reach the shared statistics when the session goes idle, at most once a second unless forced.
-  await session.query('select pg_stat_force_next_flush()')
+  const after = await entriesRead()
   await session.query('rollback')
-  return (await entriesRead()) - before
+  return after - before
 }
 
 /** Defers, claims and completes `count` jobs, 100 at a time: their index entries stay while a snapshot is pinned. */
