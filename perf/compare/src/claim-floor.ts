@@ -97,7 +97,7 @@ try {
   const raised = await timeClaims(session, workerId)
   await pin.query('rollback')
 
-  const command = `node --conditions=development perf/compare/src/claim-floor.ts --churn ${churnCount} --claims ${claimCount}`
+  const command = `node --conditions=development perf/compare/src/claim-floor.ts --churn ${churnCount} --claims ${claimCount}${server.kind === 'embedded' ? '' : ' --database-url URL --out FILE'}`
   const row = (label: string, claims: Claims) => `| ${label} | ${claims.entriesRead} | ${claims.p50.toFixed(2)} | ${claims.p99.toFixed(2)} |`
   const report = [
     '# The claim floor under a pinned snapshot',
