@@ -1,8 +1,8 @@
 -- The claim floor: no waiting job has a run_at before it, so a claim starts its walk of the claim index
 -- there. A claimed job's entry stays in the index until vacuum removes it, and while any snapshot older
 -- than the claim is open (a long transaction, a replica's query under hot_standby_feedback) vacuum cannot:
--- every claim then walks every entry claimed since, 58 ms per claim after 5 minutes at 250 jobs/s
--- (perf/results/chaos.md, R11). Below the floor lie only such entries.
+-- every claim then walks every entry claimed since: 58 ms per claim after 5 minutes at 250 jobs/s in the
+-- chaos suite's R11. Below the floor lie only such entries.
 
 -- The floor as raised last, in microseconds since 1970; its minimum means none yet. A sequence, not a row:
 -- a producer in a REPEATABLE READ transaction still reads the latest value, and raising it leaves no dead
